@@ -1,0 +1,65 @@
+"""`edgedigits COMMAND ...`: one console command; each part of the project adds its subcommands.
+
+Subcommand modules import their heavy dependencies only when run, so `edgedigits recognize`
+works on a device that has no torch, and `--help` is instant.
+"""
+
+import argparse
+import sys
+
+from .errors import EdgeDigitsError
+
+# extra that provides each top-level module a subcommand may need
+EXTRAS = {"torch": "train", "safetensors": "train", "matplotlib": "train", "tqdm": "train",
+          "platformdirs": "train", "onnx": "export", "onnxscript": "export", "litert_torch": "export",
+          "tensorflow": "onnx2tf", "onnx2tf": "onnx2tf", "cv2": "runtime", "onnxruntime": "runtime"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `edgedigits train: error: ... (see --help)`."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgedigits import __version__
+    from edgedigits.train import cli as train_cli
+
+    parser = Parser(prog="edgedigits", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edgedigits {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train_cli.register(sub)
+    for module in ("edgedigits.export.cli", "edgedigits.export.finetune", "edgedigits.runtime.cli",
+                   "edgedigits.camera_demo.cli"):
+        try:
+            __import__(module, fromlist=["register"]).register(sub)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"edgedigits {args.command}"
+    try:
+        return args.func(args) or 0
+    except EdgeDigitsError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        extra = EXTRAS.get(top)
+        hint = f"; install it with: pip install 'edgedigits[{extra}]'" if extra else ""
+        print(f"{prog}: error: this command needs the Python package {top!r}{hint}", file=sys.stderr)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        print(f"{prog}: error: {e.strerror}: {e.filename}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

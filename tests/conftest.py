@@ -1,0 +1,43 @@
+"""Shared fixtures: where the real data and the shipped model are."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _dir_or_skip(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The canonical MNIST files: $EDGEDIGITS_DATA, else ../shared/data/mnist."""
+    return _dir_or_skip(Path(os.environ.get("EDGEDIGITS_DATA", SHARED / "mnist")), "MNIST data")
+
+
+@pytest.fixture(scope="session")
+def paper_dir() -> Path:
+    """The 15 real photos of handwritten digits on paper (read-only)."""
+    return _dir_or_skip(SHARED / "paper", "paper photos")
+
+
+@pytest.fixture(scope="session")
+def shipped_dir() -> Path:
+    """The shipped default model folder (weights, config, exports)."""
+    from edgedigits.models import shipped
+
+    return shipped()
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    """(train_images, train_labels, test_images, test_labels) as uint8 numpy arrays."""
+    from edgedigits.train.data import load_mnist
+
+    return load_mnist(mnist_dir, allow_download=False)

@@ -1,0 +1,85 @@
+"""Trainer: a short real run beats chance, checkpoints load safely, resume continues,
+augmentation behaves, and the shipped model meets its accuracy target."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgedigits.train.augment import AugmentConfig, augment, preview_grid
+from edgedigits.train.checkpoint import CheckpointError, load_checkpoint
+from edgedigits.train.evaluate import evaluate
+from edgedigits.train.train import Recipe, fit, predict_logits, to_tensor
+
+
+def tiny_recipe(**kw):
+    return Recipe(**{"model": "cnn-tiny", "epochs": 3, "limit": 3000, "val_size": 1000, "batch_size": 64,
+                     "lr": 5e-3, "seed": 1, "augment": AugmentConfig.off().to_dict(), **kw})
+
+
+@pytest.fixture(scope="module")
+def short_run(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = fit(tiny_recipe(), mnist_dir, out, log=lambda *_: None)
+    return out, config
+
+
+def test_short_training_beats_chance(short_run):
+    out, config = short_run
+    assert config["test_accuracy"] > 0.90          # chance is 0.10
+    assert config["data"]["split"] == {"train": 3000, "val": 1000, "test": 10000, "seed": 1}
+    for name in ("model.safetensors", "model.json", "MODEL_CARD.md", "history.json", "curves.png", "last.pt"):
+        assert (out / name).exists(), name
+    assert "MNIST test accuracy" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_checkpoint_round_trip(short_run, mnist):
+    out, config = short_run
+    model, loaded = load_checkpoint(out)
+    acc = (predict_logits(model, to_tensor(mnist[2]), "cpu").argmax(1).numpy() == mnist[3]).mean()
+    assert acc == pytest.approx(loaded["test_accuracy"], abs=1e-6)
+
+
+def test_resume_continues_from_last_state(short_run, mnist_dir, tmp_path):
+    import shutil
+
+    out, _ = short_run
+    run = tmp_path / "resumed"
+    shutil.copytree(out, run)
+    config = fit(tiny_recipe(epochs=4), mnist_dir, run, resume=True, log=lambda *_: None)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert config["epochs_run"] == 4
+
+
+def test_corrupt_checkpoint_is_refused(short_run, tmp_path):
+    out, _ = short_run
+    (tmp_path / "model.json").write_text((out / "model.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes(b"\x80\x04 not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a valid checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_augmentation_keeps_range_and_changes_pixels(mnist):
+    x = to_tensor(mnist[0][:64])
+    y = augment(x, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert (y - x).abs().mean() > 0.01
+    same = augment(x, AugmentConfig.off(), torch.Generator().manual_seed(0))
+    assert torch.allclose(same, x, atol=1e-6)
+
+
+def test_augment_preview_rows(mnist):
+    grid, names = preview_grid(mnist[0], AugmentConfig(), per_row=6)
+    assert names[0] == "original" and names[-1] == "all" and len(names) == 8
+    assert grid.shape == (28 * len(names), 28 * 6)
+
+
+def test_shipped_cnn_meets_its_target(shipped_dir, mnist_dir, tmp_path):
+    result = evaluate(shipped_dir / "model.safetensors", mnist_dir, tmp_path)
+    assert result["n"] == 10000
+    assert result["accuracy"] >= 0.9960
+    assert (tmp_path / "confusion.png").exists() and (tmp_path / "misclassified.png").exists()
+    cm = np.array(result["confusion_matrix"])
+    assert cm.sum() == 10000 and np.trace(cm) == round(result["accuracy"] * 10000)

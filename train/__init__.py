@@ -1,0 +1,1 @@
+"""Training: MNIST loader, augmentation, models, trainer, evaluation (needs the `train` extra)."""

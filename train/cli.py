@@ -1,0 +1,168 @@
+"""Subcommands of the trainer: train, evaluate, models, augment-preview."""
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+MODEL_NAMES = ("mlp", "cnn", "cnn-tiny")
+ACTIVATION_NAMES = ("relu", "leaky_relu", "prelu", "elu")
+AUG_NAMES = ("affine", "elastic", "thickness", "blur", "contrast", "noise")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def add_data_dir(p) -> None:
+    p.add_argument("--data-dir", help="folder with the four MNIST .gz files "
+                   "(default: $EDGEDIGITS_DATA, else the user cache; missing files are downloaded)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model on MNIST",
+                       description="Train a model on MNIST and write model.safetensors, model.json, "
+                       "MODEL_CARD.md, history.json and curves.png into --out.")
+    p.add_argument("--model", choices=MODEL_NAMES, default="cnn")
+    p.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
+    p.add_argument("--pool", choices=("max", "avg"), default="max")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=("onecycle", "cosine", "none"))
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs")
+    p.add_argument("--min-epochs", type=positive_int, help="no early stop before this epoch (default 20)")
+    p.add_argument("--val-size", type=positive_int, help="validation digits split off the 60k (default 5000)")
+    p.add_argument("--limit", type=positive_int, help="train on this many training digits only")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument("--no-augment", nargs="*", choices=AUG_NAMES + ("all",), metavar="AUG",
+                   help=f"switch augmentations off: {', '.join(AUG_NAMES)} or all")
+    p.add_argument("--quick", action="store_true", help="the short recipe (about 5 minutes on 2 cores)")
+    p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, mps)")
+    p.add_argument("--out", type=Path, default=Path("runs/cnn"), help="run folder (default runs/cnn)")
+    add_data_dir(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the 10k MNIST test set",
+                       description="Accuracy, per-class precision/recall/F1, confusion matrix PNG, "
+                       "misclassified-digits PNG and training-curves PNG.")
+    p.add_argument("--weights", type=Path, help="model.safetensors or its run folder (default: the shipped cnn)")
+    p.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="where the PNGs go")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--device", default="cpu")
+    add_data_dir(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("models", help="list the models: parameters, MACs, shipped accuracy",
+                       description="Parameter count and MACs of each model (for any activation and "
+                       "pooling), with the test accuracy of the shipped checkpoint where there is one.")
+    p.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
+    p.add_argument("--pool", choices=("max", "avg"), default="max")
+    p.add_argument("--markdown", action="store_true", help="print the README's table")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("augment-preview", help="write a PNG grid showing each augmentation")
+    p.add_argument("--out", type=Path, default=Path("runs/augment.png"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-augment", nargs="*", choices=AUG_NAMES + ("all",), metavar="AUG")
+    add_data_dir(p)
+    p.set_defaults(func=cmd_augment_preview)
+
+
+def augment_config(off):
+    from .augment import AugmentConfig
+
+    cfg = AugmentConfig()
+    for name in AUG_NAMES if off and "all" in off else off or ():
+        setattr(cfg, name, False)
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from .train import QUICK, Recipe, fit
+
+    recipe = Recipe(model=args.model, activation=args.activation, pool=args.pool,
+                    augment=augment_config(args.no_augment).to_dict())
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(recipe, k, v)
+    for f in fields(Recipe):
+        value = getattr(args, f.name, None)
+        if value is not None and f.name not in ("model", "activation", "pool", "augment"):
+            setattr(recipe, f.name, value)
+    recipe.deterministic = args.deterministic
+    fit(recipe, args.data_dir, args.out, args.device, resume=args.resume)
+    print(f"next: edgedigits evaluate --weights {args.out / 'model.safetensors'}")
+    return 0
+
+
+def default_weights() -> Path:
+    from edgedigits.models import shipped
+
+    return shipped() / "model.safetensors"
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, format_report
+
+    result = evaluate(args.weights or default_weights(), args.data_dir, args.out, args.device)
+    if args.json:
+        json.dump(result, sys.stdout)
+        print()
+    else:
+        print(format_report(result))
+    return 0
+
+
+def shipped_accuracy(name: str):
+    from edgedigits.models import shipped
+
+    config = shipped(name) / "model.json"
+    return json.loads(config.read_text()).get("test_accuracy") if config.exists() else None
+
+
+def models_table(activation: str, pool: str, markdown: bool) -> str:
+    from .models import MODELS, build_model, count_macs, count_params
+
+    rows = []
+    for name in MODELS:
+        m = build_model(name, activation, pool)
+        acc = shipped_accuracy(name) if (activation, pool) == ("relu", "max") else None
+        acc_text = f"{100 * acc:.2f}%" if acc is not None else "-"
+        card = f"[card](models/{name}/MODEL_CARD.md)" if acc is not None else "-"
+        rows.append((name, f"{count_params(m):,}", f"{count_macs(m):,}", acc_text, card))
+    if markdown:
+        lines = ["| model | parameters | MACs | MNIST test accuracy (shipped) | card |",
+                 "|---|---|---|---|---|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    lines = [f"{'model':10} {'params':>9} {'MACs':>11} {'shipped':>8}   ({activation}, {pool} pool)"]
+    return "\n".join(lines + [f"{r[0]:10} {r[1]:>9} {r[2]:>11} {r[3]:>8}" for r in rows])
+
+
+def cmd_models(args) -> int:
+    print(models_table(args.activation, args.pool, args.markdown))
+    return 0
+
+
+def cmd_augment_preview(args) -> int:
+    from . import data
+    from .augment import preview_grid
+    from .plots import plot_grid
+
+    images = data.load_mnist(args.data_dir)[0]
+    grid, names = preview_grid(images, augment_config(args.no_augment), args.seed)
+    print(plot_grid(grid, names, args.out))
+    return 0

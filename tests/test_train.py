@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgedigits.errors import EdgeDigitsError
 from edgedigits.train.augment import AugmentConfig, augment, preview_grid
 from edgedigits.train.checkpoint import CheckpointError, load_checkpoint
 from edgedigits.train.evaluate import evaluate
@@ -41,16 +42,20 @@ def test_checkpoint_round_trip(short_run, mnist):
     assert acc == pytest.approx(loaded["test_accuracy"], abs=1e-6)
 
 
-def test_resume_continues_from_last_state(short_run, mnist_dir, tmp_path):
-    import shutil
+def test_resume_continues_an_interrupted_run(mnist_dir, tmp_path):
+    def kill_after_epoch_2(message):
+        if message.startswith("epoch   2"):
+            raise KeyboardInterrupt
 
-    out, _ = short_run
-    run = tmp_path / "resumed"
-    shutil.copytree(out, run)
-    config = fit(tiny_recipe(epochs=4), mnist_dir, run, resume=True, log=lambda *_: None)
-    history = json.loads((run / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
-    assert config["epochs_run"] == 4
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_recipe(), mnist_dir, tmp_path, log=kill_after_epoch_2)
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 2
+    with pytest.raises(EdgeDigitsError, match="--epochs 3"):
+        fit(tiny_recipe(epochs=5), mnist_dir, tmp_path, resume=True, log=lambda *_: None)
+    config = fit(tiny_recipe(), mnist_dir, tmp_path, resume=True, log=lambda *_: None)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert config["epochs_run"] == 3 and config["test_accuracy"] > 0.90
 
 
 def test_corrupt_checkpoint_is_refused(short_run, tmp_path):

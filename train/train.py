@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from edgedigits.errors import EdgeDigitsError
+
 from . import data
 from .augment import AugmentConfig, augment
 from .checkpoint import atomic_write_text, save_checkpoint
@@ -130,11 +132,11 @@ def peak_memory_mb() -> float:
     return rss / (1024 * 1024) if platform.system() == "Darwin" else rss / 1024
 
 
-def save_state(path: Path, epoch, model, optimizer, scheduler, best_val, bad_epochs, history) -> None:
+def save_state(path: Path, epoch, epochs, model, optimizer, scheduler, best_val, bad_epochs, history) -> None:
     """Resumable state; plain tensors and numbers only, so it loads with weights_only=True."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "best_val": best_val,
+                "scheduler": scheduler.state_dict(), "best_val": best_val, "epochs": epochs,
                 "bad_epochs": bad_epochs, "history": json.dumps(history)}, tmp)
     tmp.replace(path)
 
@@ -184,6 +186,9 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     state_path = out_dir / LAST_STATE
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["epochs"] != recipe.epochs:
+            raise EdgeDigitsError(f"{state_path} belongs to a {state['epochs']}-epoch run; resume it with "
+                                  f"--epochs {state['epochs']} (the schedule depends on it)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -207,10 +212,10 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
             save_checkpoint(model, {**config, "best_epoch": epoch + 1, "val_accuracy": val_acc}, out_dir)
         else:
             bad_epochs += 1
+        atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1))
+        save_state(state_path, epoch, recipe.epochs, model, optimizer, scheduler, best_val, bad_epochs, history)
         log(f"epoch {epoch + 1:3d}  loss {loss:.4f}  train {acc:.4f}  val loss {val_loss:.4f}  "
             f"val {val_acc:.4f}{' *' if improved else ''}  {time.time() - te:.0f}s")
-        atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1))
-        save_state(state_path, epoch, model, optimizer, scheduler, best_val, bad_epochs, history)
         if bad_epochs >= recipe.patience and epoch + 1 >= recipe.min_epochs:
             log(f"early stop: validation accuracy has not improved for {recipe.patience} epochs")
             break

@@ -1,0 +1,114 @@
+"""Score page reading against a folder of labelled photos (`edgedigits eval-paper DIR`).
+
+DIR/labels.csv has one row per image with at least `filename` and `lines` (the digits of each
+line in reading order, lines separated by `|`), like ../shared/data/paper/labels.csv.
+
+Per image, the digits read (all lines joined, in reading order) are aligned with the true ones by
+edit distance (Levenshtein: a missed, an extra and a wrong digit each cost 1), and
+    digit accuracy = 1 - edits / true digits        (can be negative for pure garbage; clipped at 0)
+    exact lines    = the longest common subsequence of read and true lines (a line counts only if
+                     every digit is right and it comes in the right order)
+Overall figures sum edits and lines over all images (so big pages weigh more).
+"""
+
+import csv
+import os
+import time
+from pathlib import Path
+
+from edgedigits.errors import EdgeDigitsError
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences (insert, delete, substitute cost 1)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        diag, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (x != y))
+    return row[-1]
+
+
+def common_lines(read: list, truth: list) -> int:
+    """Length of the longest common subsequence of two lists of line strings."""
+    row = [0] * (len(truth) + 1)
+    for x in read:
+        diag = 0
+        for j, y in enumerate(truth, 1):
+            diag, row[j] = row[j], diag + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def read_labels(folder: Path) -> list:
+    """[(filename, [line, ...]), ...] from folder/labels.csv."""
+    path = folder / "labels.csv"
+    if not path.is_file():
+        raise EdgeDigitsError(f"{path}: no such file (a labels.csv with columns filename,lines)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"filename", "lines"} <= set(rows[0]):
+        raise EdgeDigitsError(f"{path}: needs the columns filename and lines (lines split by |)")
+    out = []
+    for n, row in enumerate(rows, 2):
+        lines = [s.strip() for s in (row["lines"] or "").split("|") if s.strip()]
+        if not row["filename"] or not all(s.isdigit() for s in lines):
+            raise EdgeDigitsError(f"{path}:{n}: expected a filename and digit lines split by |")
+        out.append((row["filename"], lines))
+    return out
+
+
+def score(read: list, truth: list) -> dict:
+    """The figures of one image: digits found, edits, digit accuracy, exact lines."""
+    true_digits = "".join(truth)
+    edits = edit_distance("".join(read), true_digits)
+    return {"digits_true": len(true_digits), "digits_found": len("".join(read)), "edits": edits,
+            "digit_accuracy": max(0.0, 1 - edits / max(1, len(true_digits))),
+            "lines_true": len(truth), "lines_exact": common_lines(read, truth)}
+
+
+def evaluate_folder(folder: Path, recognizer, annotate_dir: Path | None = None, **options) -> dict:
+    """Read every labelled image of `folder`; per-image and overall figures (a JSON-able dict).
+
+    An image that cannot be read scores as if nothing was found on it and carries an `error`.
+    """
+    from .page import annotate, load_image, read_page
+
+    folder = Path(folder)
+    images = []
+    for name, truth in read_labels(folder):
+        entry = {"file": name, "truth": truth}
+        t0 = time.perf_counter()
+        try:
+            image = load_image(folder / name)
+            result = read_page(image, recognizer, **options)
+            read = result.lines
+            if annotate_dir is not None:
+                write_image(Path(annotate_dir) / (Path(name).stem + ".png"), annotate(image, result))
+        except EdgeDigitsError as e:
+            read, entry["error"] = [], str(e)
+        except OSError as e:                    # e.g. the annotation folder is not writable
+            read, entry["error"] = [], f"{e.filename or name}: {e.strerror or e}"
+        entry["read"] = read
+        entry["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        entry.update(score(read, truth))
+        images.append(entry)
+    total = {k: sum(e[k] for e in images) for k in ("digits_true", "digits_found", "edits",
+                                                     "lines_true", "lines_exact")}
+    return {"folder": str(folder), "model": recognizer.model_id,
+            "digit_accuracy": max(0.0, 1 - total["edits"] / max(1, total["digits_true"])),
+            "line_exact": total["lines_exact"] / max(1, total["lines_true"]),
+            "images_read": sum(1 for e in images if e["digits_found"] > 0 and "error" not in e),
+            **total, "images": images}
+
+
+def write_image(path: Path, image) -> None:
+    """Write an image through a temporary name, so a crash never leaves half a file."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise EdgeDigitsError(f"{path}: cannot encode the image")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)

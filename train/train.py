@@ -165,8 +165,8 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     train_idx, val_idx = data.split_indices(len(train_images), recipe.val_size, recipe.seed)
     if recipe.limit:
         train_idx = train_idx[:recipe.limit]
-    x_train, y_train = to_tensor(train_images[train_idx]), torch.from_numpy(train_labels[train_idx]).long()
-    x_val, y_val = to_tensor(train_images[val_idx]), torch.from_numpy(train_labels[val_idx]).long()
+    x_train, y_train = to_tensor(train_images[train_idx]), torch.tensor(train_labels[train_idx], dtype=torch.long)
+    x_val, y_val = to_tensor(train_images[val_idx]), torch.tensor(train_labels[val_idx], dtype=torch.long)
     split = {"train": len(train_idx), "val": len(val_idx), "test": len(test_images), "seed": recipe.seed}
     log(f"data: {split['train']} train / {split['val']} validation (seed {recipe.seed}) / "
         f"{split['test']} test, from {data.resolve_data_dir(data_dir)}")
@@ -219,7 +219,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         if bad_epochs >= recipe.patience and epoch + 1 >= recipe.min_epochs:
             log(f"early stop: validation accuracy has not improved for {recipe.patience} epochs")
             break
-    return finish(out_dir, x_test=to_tensor(test_images), y_test=torch.from_numpy(test_labels).long(),
+    return finish(out_dir, x_test=to_tensor(test_images), y_test=torch.tensor(test_labels, dtype=torch.long),
                   train_time=time.time() - t0, history=history, device=device, log=log)
 
 

@@ -1,0 +1,154 @@
+"""Saved samples: the feedback loop's data, written so that a kill at any moment is harmless.
+
+A sample is one digit the user accepted (the model's reading was right) or corrected (it was
+wrong). On disk, in one folder (the format `edgedigits finetune` reads; see docs/camera.md):
+
+    index.jsonl               one JSON object per line, one line per sample
+    <id>-28.png               the 28x28 model input, uint8 grey, white ink on black
+    <id>-crop.png             the digit as cut from the frame, original resolution
+
+Order of writes, and why it is safe:
+1. each PNG is written to a hidden temporary name, fsync'ed, then renamed (os.replace is
+   atomic): a PNG under its final name is always complete;
+2. the folder is fsync'ed so the renames are on disk;
+3. only then is the sample's index line appended with ONE os.write on an O_APPEND descriptor,
+   then fsync'ed. A sample exists when, and only when, its line is in the index, and a line is
+   written only after its files are complete.
+A kill between steps leaves at most a hidden ``.*.tmp`` file or a complete PNG that no index
+line names; readers ignore both (and a truncated last line, which only a power cut could leave).
+"""
+
+import json
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError
+
+INDEX = "index.jsonl"
+FORMAT_VERSION = 1
+
+
+def to_uint8(crop28: np.ndarray) -> np.ndarray:
+    """The float32 [28, 28] model input in [0, 1] as the uint8 image it came from."""
+    return np.clip(np.rint(np.asarray(crop28, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside `path` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a hidden temporary name beside `path`, fsync, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append one JSON line with a single write() on an O_APPEND descriptor, then fsync."""
+    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.write(fd, line) != len(line):  # a short write to a local file means a full disk
+            raise OSError(f"short write to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise EdgeDigitsError(f"could not encode a {image.shape} {image.dtype} image as PNG")
+    return buf.tobytes()
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SampleStore:
+    """Append-only store of samples in one folder; see the module docstring for the format."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.index = self.root / INDEX
+
+    def ensure_folder(self) -> None:
+        """Create the folder on the first save (starting the demo creates nothing)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgeDigitsError(f"cannot create the samples folder {self.root}: {e.strerror}") from None
+
+    def save(self, crop28: np.ndarray, crop: np.ndarray, label: str, model_id: str, *,
+             source: str = "accepted", predicted: str | None = None, prob: float | None = None,
+             box=None, frame: int | None = None) -> dict:
+        """Write one sample (two PNGs, then its index line); return the index record."""
+        if label not in tuple("0123456789"):
+            raise EdgeDigitsError(f"label {label!r} is not a digit 0-9")
+        if source not in ("accepted", "corrected"):
+            raise ValueError(f"source must be 'accepted' or 'corrected', not {source!r}")
+        self.ensure_folder()
+        now = utc_now()
+        sample_id = f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+        record = {"id": sample_id, "label": label, "source": source, "predicted": predicted,
+                  "prob": None if prob is None else round(float(prob), 4),
+                  "input": f"{sample_id}-28.png", "crop": f"{sample_id}-crop.png",
+                  "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                  "model_id": model_id, "box": None if box is None else [int(v) for v in box],
+                  "frame": frame, "format": FORMAT_VERSION}
+        write_atomic(self.root / record["input"], encode_png(to_uint8(crop28)))
+        write_atomic(self.root / record["crop"], encode_png(np.ascontiguousarray(crop)))
+        fsync_dir(self.root)
+        append_line(self.index, record)
+        return record
+
+    def records(self) -> list[dict]:
+        """The samples in the index, oldest first (see read_index)."""
+        return read_index(self.root)
+
+
+def read_index(root) -> list[dict]:
+    """Index records whose files exist; a line that does not parse (a torn tail) is skipped.
+
+    `edgedigits finetune` carries its own copy of this reader (it must not import the demo):
+    the format, not this function, is the contract.
+    """
+    root = Path(root)
+    path = root / INDEX
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and all((root / str(record.get(k, ""))).is_file()
+                                            for k in ("input", "crop")):
+            out.append(record)
+    return out

@@ -1,0 +1,121 @@
+"""`edgedigits finetune` on samples saved by the camera demo's SampleStore: a user with an unusual
+style is read better afterwards, MNIST is not forgotten, a bad model is refused, nothing is
+overwritten. Budget: about 30 s on a quiet 2-core machine (two short fine-tunes, each evaluating
+MNIST test twice, one export to ONNX)."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedigits.camera_demo.samples import INDEX, SampleStore
+from edgedigits.cli import main
+from edgedigits.export.finetune import read_samples, split_holdout
+
+N_SAMPLES = 300
+QUICK = ["--epochs", "1", "--mnist", "2000", "--batch-size", "64", "--formats", "onnx", "--threads", "2"]
+
+
+def boxed(images: np.ndarray) -> np.ndarray:
+    """A distinctive style: every digit written inside a printed box (as on a form)."""
+    out = images.copy()
+    for x in out:
+        cv2.rectangle(x, (1, 1), (26, 26), 255, 1)
+    return out
+
+
+def save_samples(root, images, labels, crops=None):
+    store = SampleStore(root)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        crop = 255 - image if crops is None else crops[i]       # dark ink on paper, as cut from a frame
+        store.save(image.astype(np.float32) / 255.0, crop, str(int(label)), "edgedigits-cnn/test@0",
+                   source="corrected", frame=i)
+    return store
+
+
+@pytest.fixture(scope="module")
+def user_samples(mnist, tmp_path_factory):
+    """300 MNIST training digits in the boxed style, saved through the camera demo's store."""
+    train_x, train_y = mnist[0], mnist[1]
+    pick = np.random.default_rng(1).choice(len(train_x), N_SAMPLES, replace=False)
+    root = tmp_path_factory.mktemp("samples")
+    save_samples(root, boxed(train_x[pick]), train_y[pick])
+    return root
+
+
+def test_read_samples_follows_the_documented_format(tmp_path, mnist):
+    x, y = mnist[2][:12], mnist[3][:12]
+    store = save_samples(tmp_path, x, y)
+    images, labels, records = read_samples(tmp_path)
+    assert np.array_equal(images, x) and np.array_equal(labels, y)
+    assert all(r["model_id"] == "edgedigits-cnn/test@0" for r in records)
+    # a correction of an image already saved wins; a torn last line and a missing PNG are skipped
+    store.save(x[0].astype(np.float32) / 255, 255 - x[0], str((int(y[0]) + 1) % 10), "m@1", source="corrected")
+    (tmp_path / records[1]["input"]).unlink()
+    with open(tmp_path / INDEX, "a") as f:
+        f.write('{"id": "torn", "label": "3", "inp')
+    images, labels, _ = read_samples(tmp_path)
+    assert len(images) == 11 and labels[-1] == (int(y[0]) + 1) % 10
+    assert not any(np.array_equal(im, x[1]) for im in images)
+    # held-back samples are chosen by their pixels: saving more never moves one into training
+    some, more = mnist[2][:200], mnist[2][200:300]
+    train, held = split_holdout(some, 0.2, seed=0)
+    assert 20 <= len(held) <= 60 and sorted([*train, *held]) == list(range(200))
+    _, held_more = split_holdout(np.concatenate([more, some]), 0.2, seed=0)
+    assert {i + 100 for i in held} <= set(held_more)
+    assert set(held) != set(split_holdout(some, 0.2, seed=1)[1])
+    assert [len(part) for part in split_holdout(some[:2], 0.2, seed=0)] == [1, 1]
+
+
+def test_too_few_samples_and_existing_output_are_refused(tmp_path, mnist, capsys):
+    save_samples(tmp_path / "few", mnist[2][:5], mnist[3][:5])
+    assert main(["finetune", "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "o")]) == 2
+    assert "fine-tuning needs at least" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    assert main(["finetune", "--samples", str(tmp_path / "few"), "--out", str(tmp_path / "taken")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["finetune", "--samples", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no index.jsonl" in capsys.readouterr().err
+
+
+def test_finetune_learns_a_users_style_without_forgetting_mnist(user_samples, mnist_dir, mnist, tmp_path,
+                                                                shipped_dir):
+    from edgedigits.runtime import Recognizer
+
+    out = tmp_path / "tuned"
+    rc = main(["finetune", "--samples", str(user_samples), "--out", str(out), "--data-dir", str(mnist_dir),
+               *QUICK])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["finetune.json", "labels.txt", "model.json",
+                                                     "model.onnx", "model.safetensors"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # no temporary folder left
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["n_samples"] == N_SAMPLES and 0.1 * N_SAMPLES <= report["n_holdout"] <= 0.3 * N_SAMPLES
+    held, test = report["holdout"], report["mnist_test"]
+    assert held["after"] >= held["before"] + 0.10, held      # the user's style is read better ...
+    assert test["after"] >= test["before"] - 0.001, test      # ... at most 0.1 points lost on MNIST
+
+    # the exported file, in the device runtime, on the held-back samples and on MNIST test
+    rec = Recognizer(out / "model.onnx")
+    images, labels, records = read_samples(user_samples)
+    ids = set(report["holdout_ids"])
+    mask = np.array([r["id"] in ids for r in records])
+    pred = rec.predict(images[mask].astype(np.float32) / 255).argmax(1)
+    assert abs((pred == labels[mask]).mean() - held["after"]) < 0.02
+    test_x, test_y = mnist[2], mnist[3]
+    acc = (rec.predict(test_x.astype(np.float32) / 255).argmax(1) == test_y).mean()
+    assert acc >= test["before"] - 0.0015 and abs(acc - test["after"]) < 0.001
+    assert json.loads((out / "model.json").read_text())["finetune"]["weights_sha256"] == report["weights_sha256"]
+    assert (shipped_dir / "model.safetensors").exists()       # the starting model is untouched
+
+
+def test_finetune_refuses_to_ship_a_model_that_forgot_mnist(user_samples, mnist_dir, tmp_path, capsys):
+    out = tmp_path / "broken"
+    # an absurd learning rate wrecks the model in a few steps: it must not be written
+    rc = main(["finetune", "--samples", str(user_samples), "--out", str(out), "--data-dir", str(mnist_dir),
+               "--lr", "0.5", "--epochs", "1", "--mnist", "300", "--batch-size", "64", "--formats", "onnx"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "refusing to ship" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

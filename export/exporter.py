@@ -112,6 +112,26 @@ def lean_tflite(data: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def short_names(model):
+    """Rename intermediate tensors to t0, t1, ... and clear node names. The quantizer's names
+    ("/features/features.3/.../Conv_output_0_QuantizeLinear_Output", each used several times)
+    are about 5% of a small int8 file. Graph input and output names stay."""
+    graph = model.graph
+    keep = {v.name for v in [*graph.input, *graph.output]} | {""}
+    names = {}
+
+    def short(name):
+        return name if name in keep else names.setdefault(name, f"t{len(names)}")
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for node in graph.node:
+        node.name = ""
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    return model
+
+
 def export_onnx(model: nn.Module, path: Path) -> Path:
     """float32 ONNX, NCHW input "image" [N, 1, 28, 28] with a dynamic batch, output "logits"."""
     import onnx
@@ -133,7 +153,7 @@ def export_onnx_int8(float_onnx: Path, path: Path, calib: np.ndarray) -> Path:
     onnx.save(scalars_as_vectors(onnx.load(str(float_onnx))), str(source))
     quantize.quantize_onnx(source, path, calib)
     source.unlink()
-    proto = clean_onnx(onnx.load(str(path)))
+    proto = short_names(clean_onnx(onnx.load(str(path))))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path

@@ -117,7 +117,7 @@ def augment(x, cfg: AugmentConfig, gen: torch.Generator):
 
 def preview_grid(images, cfg: AugmentConfig, seed: int = 0, per_row: int = 12):
     """Rows: original, then each transform alone, then all together. Returns (grid, row names)."""
-    x = torch.as_tensor(images[:per_row], dtype=torch.float32).unsqueeze(1) / 255.0
+    x = torch.tensor(images[:per_row], dtype=torch.float32).unsqueeze(1) / 255.0
     rows, names = [x], ["original"]
     for name in ("affine", "elastic", "thickness", "blur", "contrast", "noise"):
         if getattr(cfg, name):

@@ -5,7 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from edgedigits.train.cli import add_data_dir, positive_int
+from edgedigits.common import positive_int
+from edgedigits.train.cli import add_data_dir
 
 from . import formats
 

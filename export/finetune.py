@@ -29,19 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.common import positive_int, sha256
 
 INDEX = "index.jsonl"          # the samples format of docs/camera.md (written by camera_demo/samples.py)
 MIN_SAMPLES = 10
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 def fraction(text: str) -> float:
@@ -244,14 +235,6 @@ def finetune(model, config: dict, mnist_x, mnist_y, user_x, user_y, args, log=pr
 
 
 # ---------------------------------------------------------------------------- command
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def pct(n: int, total: int) -> str:
     return f"{100 * n / total:.2f}% ({n}/{total})"

@@ -10,25 +10,17 @@ The runtime implements its own reader of this contract (runtime/ never imports e
 `read` here serves the benchmark and the tests.
 """
 
-import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
 
 from edgedigits import __version__
+from edgedigits.common import sha256
 
 ONNX_KEY = "edgedigits"
 TFLITE_MEMBER = "metadata.json"
 LABELS = [str(d) for d in range(10)]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build(fmt, config: dict, weights: Path, accuracy: float, n: int, **extra) -> dict:

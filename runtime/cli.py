@@ -3,25 +3,15 @@
 Nothing heavy is imported here: OpenCV and the interpreter load when a command runs.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.common import positive_int
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 BACKENDS = ("auto", "litert", "tflite_runtime", "tensorflow", "onnxruntime", "opencv")  # = recognizer.BACKENDS
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def add_model_args(p) -> None:

@@ -4,7 +4,6 @@ Each transform can be switched off. All of it runs as a few tensor ops per batch
 grid_sample for affine + elastic), so it costs little next to the forward pass.
 """
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch

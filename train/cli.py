@@ -1,24 +1,15 @@
 """Subcommands of the trainer: train, evaluate, models, augment-preview."""
 
-import argparse
 import json
 import sys
 from dataclasses import fields
 from pathlib import Path
 
+from edgedigits.common import positive_int
+
 MODEL_NAMES = ("mlp", "cnn", "cnn-tiny")
 ACTIVATION_NAMES = ("relu", "leaky_relu", "prelu", "elu")
 AUG_NAMES = ("affine", "elastic", "thickness", "blur", "contrast", "noise")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 def add_data_dir(p) -> None:

@@ -5,7 +5,6 @@ trained or evaluated on a truncated or wrong file.
 """
 
 import gzip
-import hashlib
 import os
 import struct
 import urllib.request
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.common import sha256
 
 ENV_VAR = "EDGEDIGITS_DATA"
 MIRRORS = (
@@ -44,14 +44,6 @@ def resolve_data_dir(data_dir=None) -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("edgedigits")) / "mnist"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify(path: Path) -> None:

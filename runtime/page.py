@@ -143,6 +143,49 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     return PageResult(digits, texts, clock.total(), page_corners)
 
 
+# --- helpers ------------------------------------------------------------------------------------
+
+def downscale(image: np.ndarray, size: tuple) -> np.ndarray:
+    """`image` downscaled to `size` (w, h), anti-aliased.
+
+    Whole-number factors use INTER_AREA (exact box averages, fast in OpenCV). Other factors
+    first take the whole part of the factor that way (a big photo), then blur over about one
+    output pixel and finish with INTER_LINEAR: nearly the same image as INTER_AREA, whose
+    fractional path is about 10 times slower on one core.
+    """
+    h, w = image.shape[:2]
+    fx, fy = w / size[0], h / size[1]
+    if fx.is_integer() and fy.is_integer():
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    k = int(min(fx, fy))
+    if k >= 2:
+        image = block_mean(image, k)
+        h, w = image.shape[:2]
+        fx, fy = w / size[0], h / size[1]
+    sx, sy = 0.5 * np.sqrt(max(fx * fx - 1, 0)), 0.5 * np.sqrt(max(fy * fy - 1, 0))
+    if sx > 0.1 or sy > 0.1:
+        image = cv2.GaussianBlur(image, (0, 0), max(sx, 0.1), sigmaY=max(sy, 0.1),
+                                 borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+def block_mean(image: np.ndarray, d: int) -> np.ndarray:
+    """`image` shrunk d times: the mean of each d x d block (a last partial row or column of
+    blocks is left out; OpenCV's whole-factor INTER_AREA is many times faster than a fractional one)."""
+    if d <= 1:
+        return image
+    h, w = image.shape[:2]
+    hs, ws = max(1, h // d), max(1, w // d)
+    if hs * d > h or ws * d > w:            # smaller than one block: a plain average
+        return cv2.resize(image, (ws, hs), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image[:hs * d, :ws * d], (ws, hs), interpolation=cv2.INTER_AREA)
+
+
+def per_label(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A uint8 image of table[label] for every pixel of a label image (a lookup, one pass)."""
+    return np.take(table.astype(np.uint8), labels)
+
+
 # --- input --------------------------------------------------------------------------------------
 
 @contextmanager
@@ -176,23 +219,24 @@ def load_image(path) -> np.ndarray:
 
 
 def to_gray(image: np.ndarray, max_side: int):
-    """Greyscale uint8, downscaled (before the colour conversion) if the long side > max_side."""
+    """Greyscale uint8, downscaled (after the colour conversion: one channel to shrink, not
+    three) if the long side > max_side."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise EdgeDigitsError(f"read_page takes a uint8 image, got {image.dtype}")
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
         raise EdgeDigitsError(f"read_page takes an HxW or HxWx3 image, got shape {list(image.shape)}")
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA)
     if image.ndim == 3:
         code = {1: None, 3: cv2.COLOR_BGR2GRAY, 4: cv2.COLOR_BGRA2GRAY}.get(image.shape[2], -1)
         if code == -1:
             raise EdgeDigitsError(f"read_page takes 1, 3 or 4 channels, got {image.shape[2]}")
         image = image[..., 0] if code is None else cv2.cvtColor(image, code)
-    return np.ascontiguousarray(image), scale
+    image = np.ascontiguousarray(image)
+    h, w = image.shape
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1:
+        image = downscale(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+    return image, scale
 
 
 # --- page ---------------------------------------------------------------------------------------
@@ -264,10 +308,11 @@ def page_view(gray: np.ndarray, corners, zoom: float):
         size = (max(1, round(w * zoom)), max(1, round(h * zoom)))
         if size == (w, h):
             return gray, np.eye(3)
-        page = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_CUBIC)
+        page = downscale(gray, size) if zoom < 1 else cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC)
         return page, np.diag([w / size[0], h / size[1], 1.0])
     if zoom < 0.75:                  # shrink first (anti-aliased), then warp
-        small = cv2.resize(gray, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+        h, w = gray.shape
+        small = downscale(gray, (max(1, round(w * zoom)), max(1, round(h * zoom))))
         shrink = np.diag([gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0], 1.0])
         page, to_small = page_view(small, corners / np.diag(shrink)[:2], 1.0)
         return page, shrink @ to_small
@@ -287,12 +332,12 @@ def flatten_light(gray: np.ndarray, window: float):
     """Paper = 255, ink darker: gray divided by the paper's brightness around each pixel.
 
     The brightness is a morphological closing (erases dark strokes narrower than `window`, keeps
-    larger shapes such as shadows) computed on a copy shrunk d times, smoothed and scaled back
-    up. Returns (flattened page, the brightness map at 1/d scale, d).
+    larger shapes such as shadows) computed on a copy shrunk d times (`block_mean`), smoothed
+    and scaled back up. Returns (flattened page, the brightness map at 1/d scale, d).
     """
     h, w = gray.shape
     d = max(1, int(window // 6))
-    small = cv2.resize(gray, (max(1, w // d), max(1, h // d)), interpolation=cv2.INTER_AREA) if d > 1 else gray
+    small = block_mean(gray, d)
     k = int(np.ceil(window / d)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -380,7 +425,8 @@ def segment_ink(page: np.ndarray, window: float):
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # Grana's block-based labelling: the same labels and stats as the default, about 3x faster
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     hit = np.zeros(n, bool)
     hit[labels[flat < strong]] = True               # hysteresis: faint pixels touching dark ones
     hit[0] = False
@@ -438,7 +484,7 @@ def measure_clutter(blobs: list, labels: np.ndarray, stats: np.ndarray, height: 
         return
     small = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < height / 3
     small[0] = False
-    marks = cv2.integral(small[labels].astype(np.uint8))
+    marks = cv2.integral(per_label(small, labels))
     h, w = labels.shape
 
     def count(x0, y0, x1, y1):
@@ -458,11 +504,13 @@ def stroke_estimate(labels: np.ndarray, stats: np.ndarray, hit: np.ndarray) -> f
     h, w = labels.shape
     x, y, bw, bh = (stats[:, i] for i in range(4))
     inner = hit & (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (bw < w / 2) & (bh < h / 2)
-    mask = inner[labels].astype(np.uint8)
-    area = cv2.countNonZero(mask)
+    area = int(stats[inner, cv2.CC_STAT_AREA].sum())
     if area == 0:
         return 1.0
-    eroded = cv2.countNonZero(cv2.erode(mask, np.ones((3, 3), np.uint8)))
+    # a pixel that survives a 3x3 erosion of all the ink lies inside one component (its whole
+    # neighbourhood is ink, hence connected to it): count the survivors per component
+    core = cv2.erode((labels > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    eroded = int(inner[labels[core > 0]].sum())
     return max(1.0, 2.0 * area / max(1, area - eroded))
 
 

@@ -11,7 +11,8 @@ It never imports torch; tensorflow only when it is the sole TFLite interpreter i
     result.digits[0].box, result.digits[0].prob     # (x, y, w, h) in the photo, 0.99
 
 Modules: recognizer.py (models and interpreters), normalize.py (MNIST-style crops), page.py (the
-photo-to-digits pipeline and drawing), evaluate.py (scoring against labels), cli.py (commands).
+photo-to-digits pipeline, input and drawing), ink.py (threshold, components, blobs), digits.py
+(lines, classification, cuts of touching digits), evaluate.py (scoring against labels), cli.py (commands).
 The names below load their module on first use, so importing this package (or the CLI) stays
 light and works on a machine without OpenCV until a page is actually read.
 """
@@ -19,7 +20,7 @@ light and works on a machine without OpenCV until a page is actually read.
 import importlib
 
 _EXPORTS = {"Recognizer": "recognizer", "normalize_digit": "normalize", "load_image": "page",
-            "read_page": "page", "annotate": "page", "Digit": "page", "PageResult": "page"}
+            "read_page": "page", "annotate": "page", "Digit": "digits", "PageResult": "page"}
 
 __all__ = list(_EXPORTS)
 

@@ -29,6 +29,7 @@ from edgedigits.camera_demo.samples import INDEX, SampleStore, read_index, to_ui
 from edgedigits.camera_demo.sources import Frame, LatestFrame, Live, Stills, VideoFile
 from edgedigits.camera_demo.stabilize import Stabilizer
 from edgedigits.runtime import Recognizer, load_image, read_page
+from edgedigits.runtime.evaluate import edit_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_SIZE = (640, 480)
@@ -47,15 +48,6 @@ def letterbox(image, size=FRAME_SIZE):
     y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
     out[y:y + small.shape[0], x:x + small.shape[1]] = small
     return out
-
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
 
 
 def char_accuracy(readings, truths) -> float:

@@ -1,0 +1,317 @@
+"""From blobs to digits: lines in reading order, one classifier batch per page, the cuts of
+touching digits chosen by the classifier's confidence, and the `Digit`s mapped back to the photo.
+
+Used by `page.read_page`; see its module doc for how the stages fit together. `opt` below is
+its `page.Options`.
+"""
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .ink import Blob, Geometry, Ink
+from .normalize import normalize_digit
+
+
+@dataclass
+class Digit:
+    """One digit read on the page. `box` is (x, y, w, h) in the input image's pixels."""
+    box: tuple
+    line: int
+    label: str
+    prob: float
+    low_confidence: bool
+    crop28: np.ndarray = field(repr=False)   # float32 [28,28], what the model saw
+    crop: np.ndarray = field(repr=False)     # uint8, the box cut from the input image
+
+
+# --- lines --------------------------------------------------------------------------------------
+
+@dataclass
+class Line:
+    """Blobs chained left to right, where their bodies start and how tall they are."""
+    blobs: list
+    top: float = 0.0
+    height: float = 0.0
+
+    def measure(self):
+        # the height of the line's tall-but-ordinary digits: small 0s and long tails are outliers
+        self.height = float(np.percentile([b.h for b in self.blobs], 60))
+        self.top = float(np.median([b.y0 for b in self.blobs]))
+        return self
+
+
+def core_y(b, height: float) -> float:
+    """A blob's height on the page: the middle of its top part (tails of 7s, 9s, 4s hang below)."""
+    return b.y0 + min(b.h, height) / 2
+
+
+def group_lines(blobs: list, geom: Geometry, line_gap: float) -> list:
+    """Lines in reading order: top to bottom, and left block before right block in a row.
+
+    Blobs are taken left to right and each joins the line whose last blobs sit at its height
+    (within 0.6 digit heights), so slightly slanted lines still chain; a gap wider than
+    `line_gap` digit heights ends a line (two columns of writing become two lines).
+    """
+    H = geom.height
+    chains, levels = [], []                          # blobs of each line, their core heights
+    for b in sorted(blobs, key=lambda b: b.x0):
+        y = core_y(b, H)
+        best, dist = None, 0.6 * H
+        for n, (ln, ys) in enumerate(zip(chains, levels)):
+            d = abs(sum(ys[-3:]) / len(ys[-3:]) - y)
+            if d < dist and b.x0 - ln[-1].x1 <= line_gap * H:
+                best, dist = n, d
+        if best is None:
+            chains.append([b])
+            levels.append([y])
+        else:
+            chains[best].append(b)
+            levels[best].append(y)
+    lines = [Line(ln).measure() for ln in chains]
+    lines.sort(key=lambda ln: ln.top + ln.height / 2)
+    rows = []                                       # lines side by side at the same height
+    for ln in lines:
+        mid = ln.top + ln.height / 2
+        if rows and abs(rows[-1][0] - mid) < 0.6 * H:
+            rows[-1][1].append(ln)
+        else:
+            rows.append([mid, [ln]])
+    return [ln for _, row in rows for ln in sorted(row, key=lambda ln: ln.blobs[0].x0)]
+
+
+# --- classification -----------------------------------------------------------------------------
+
+@dataclass
+class Read:
+    """A classified piece of the page (page pixels)."""
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    probs: np.ndarray
+    crop28: np.ndarray
+    line: int
+    odd: bool = False          # a shape that is doubtful as a digit (rejected if also unsure)
+
+
+SPLIT_COST = 0.5       # each extra piece must buy at least this much log-probability
+
+
+def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
+    """The blob's ink as float white-on-black in [0,1] over its box.
+
+    Only the blob's own components are kept (a neighbour reaching into its box is masked out;
+    holes stay holes); faint edge pixels keep their grey level, like MNIST's anti-aliasing.
+    """
+    labels = ink.labels[b.y0:b.y1, b.x0:b.x1]
+    mask = labels == b.ids[0] if len(b.ids) == 1 else np.isin(labels, b.ids)
+    flat = ink.flat[b.y0:b.y1, b.x0:b.x1].astype(np.float32)
+    darkness = (ink.paper - flat) * (1.0 / max(ink.paper - ink.darkest, 1.0))   # > 0 on ink
+    return np.minimum(darkness, 1.0) * mask
+
+
+def variants(v: np.ndarray, line: Line) -> list:
+    """The ways to read a blob: as it is, and for a blob much taller than its line (a 7 or 9 with
+    a long tail: MNIST digits have none, and the model reads a long 7 as a 1) without the end of
+    its tail. Each is (ink, x offset, y offset), trimmed to its ink."""
+    out = []
+    cuts = [v.shape[0]]
+    if v.shape[0] > 1.4 * line.height:
+        cuts.append(int(round(1.2 * line.height)))
+    for rows in cuts:
+        box = trim(v[:rows])
+        if box is not None:
+            y0, y1, x0, x1 = box
+            out.append((v[y0:y1, x0:x1], x0, y0))
+    return out
+
+
+def holes(ink: np.ndarray) -> np.ndarray:
+    """Background pixels enclosed by ink (the inside of a 0, 6, 8, 9)."""
+    background = cv2.copyMakeBorder((~ink).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    n, labels = cv2.connectedComponents(background, connectivity=4)
+    return (labels != labels[0, 0])[1:-1, 1:-1] & ~ink
+
+
+def cut_columns(v: np.ndarray, height: float, most: int) -> list:
+    """Candidate x positions to cut a blob of touching digits.
+
+    Three signals, as in classic touching-digit segmentation: minima of the column ink count
+    (thin joins), valleys of the top contour and peaks of the bottom contour (where two round
+    digits touch, the count is high but the outline dips). A cut never crosses a hole (it would
+    halve a 0 or an 8). The `most` thinnest are kept, spaced apart.
+    """
+    ink = v > 0.3
+    h, w = ink.shape
+    count = ink.sum(0).astype(np.float32)
+    any_ink = count > 0
+    top = np.where(any_ink, ink.argmax(0), h).astype(np.float32)
+    bottom = np.where(any_ink, h - 1 - ink[::-1].argmax(0), -1).astype(np.float32)
+    through_hole = holes(ink).any(0)
+    margin = max(2, int(0.15 * height))
+    cands = set()
+    for signal in (count, -top, bottom):
+        s = np.convolve(signal, np.ones(3) / 3, mode="same")
+        cands.update(c for c in range(margin, w - margin)
+                     if s[c] <= s[c - 1] and s[c] <= s[c + 1] and not through_hole[c])
+    chosen = []
+    for c in sorted(cands, key=lambda c: count[c]):
+        if all(abs(c - o) >= margin for o in chosen):
+            chosen.append(c)
+        if len(chosen) == most:
+            break
+    return sorted(chosen)
+
+
+def trim(v: np.ndarray):
+    """Bounding rows/cols of the ink in v: (y0, y1, x0, x1) or None."""
+    x, y, w, h = cv2.boundingRect((v > 0.05).astype(np.uint8))
+    return (y, y + h, x, x + w) if w > 0 else None
+
+
+def shape_cost(v: np.ndarray, line: Line, width: float, piece: bool = False) -> float:
+    """Negative log-prior of some ink being one digit: wider than a typical digit, a speck, or
+    (for a piece cut from a blob) in several fragments: a cut through one digit leaves scraps,
+    two touching digits part cleanly."""
+    h, w = v.shape
+    cost = 2.5 * max(0.0, w / width - 1.6)
+    if max(w, h) < 0.35 * line.height:
+        cost += 2.0
+    if piece:
+        ink = (v > 0.3).astype(np.uint8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+        big = stats[1:, cv2.CC_STAT_AREA] >= max(4, 0.02 * cv2.countNonZero(ink))
+        cost += 1.0 * max(0, int(big.sum()) - 1)
+    return cost
+
+
+def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> list:
+    """Classify every blob in one batch; cut wide ones where the classifier reads the pieces best.
+
+    A wide blob gets candidate cuts (`cut_columns`); every piece between two cuts is classified
+    (one more batch), and dynamic programming picks the cut maximising
+    sum(log p(piece)) - shape costs - SPLIT_COST per piece; the blob stays whole if that wins.
+    """
+    items = [(i, b) for i, ln in enumerate(lines) for b in ln.blobs]
+    if not items:
+        return []
+    # typical width of a digit (ignoring 1s): the yardstick for "too wide to be one digit"
+    widths = [b.w for i, b in items if b.w > 0.35 * min(b.h, 2 * lines[i].height)]
+    width = float(np.median(widths)) if widths else geom.height * 0.6
+    # every blob (and its tail-less variant) classified in one batch; the likelier reading wins
+    options, crops = [], []
+    for k, (i, b) in enumerate(items):
+        for v, dx, dy in variants(blob_ink(ink, b), lines[i]):
+            options.append((k, v, b.x0 + dx, b.y0 + dy))
+            crops.append(normalize_digit(v, ink="white", match_stroke=opt.match_stroke))
+    if not crops:
+        return []
+    probs = recognizer.predict(np.stack(crops))
+    best, best_score = {}, {}
+    for j, (k, v, *_rest) in enumerate(options):
+        score = np.log(probs[j].max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
+        if k not in best or score > best_score[k]:
+            best[k], best_score[k] = j, score
+    reads = []
+    pieces, plans = [], []
+    for k, (i, b) in enumerate(items):
+        if k not in best:
+            reads.append([])
+            continue
+        j = best[k]
+        _, v, x0, y0 = options[j]
+        ln = lines[i]
+        h, w = v.shape
+        whole = Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i)
+        whole.odd = (b.touches_edge or b.clutter > 0.005 or max(w, h) < 0.45 * ln.height
+                     or w > 1.6 * max(h, ln.height))
+        reads.append([whole])
+        # wide blobs may be touching digits (a confident read of a moderately wide one is kept)
+        if not opt.split or w < 1.15 * width or (w < 1.6 * width and whole.probs.max() > 0.9):
+            continue
+        most = min(12, int(1.5 * w / width) + 1)
+        xs = [0] + cut_columns(v, ln.height, most) + [w]
+        segs = {}
+        for s in range(len(xs)):
+            for e in range(s + 1, len(xs)):
+                if (s, e) == (0, len(xs) - 1) or xs[e] - xs[s] > 1.7 * width:
+                    continue
+                box = trim(v[:, xs[s]:xs[e]])
+                if box is not None:
+                    py0, py1, px0, px1 = box
+                    segs[(s, e)] = len(pieces)
+                    pieces.append((k, x0 + xs[s] + px0, y0 + py0, x0 + xs[s] + px1, y0 + py1,
+                                   v[py0:py1, xs[s] + px0:xs[s] + px1]))
+        if segs:
+            plans.append((k, xs, segs))
+    if pieces:
+        pcrops = [normalize_digit(p[5], ink="white", match_stroke=opt.match_stroke) for p in pieces]
+        pprobs = recognizer.predict(np.stack(pcrops))
+        for k, xs, segs in plans:
+            i, whole = items[k][0], reads[k][0]
+            whole_score = best_score[k]
+            path = best_path(len(xs), segs, pieces, pprobs, lines[i], width, whole_score)
+            if path:
+                reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i) for j in path]
+    return [r for rs in reads for r in rs]
+
+
+def best_path(n: int, segs: dict, pieces: list, probs: np.ndarray, line: Line, width: float,
+              whole_score: float):
+    """Pieces (indices) of the best cut through n cut positions, or None if the whole blob wins."""
+    score = np.full(n, -np.inf)
+    back = [None] * n
+    score[0] = 0.0
+    for e in range(1, n):
+        for s in range(e):
+            k = segs.get((s, e))
+            if k is None or score[s] == -np.inf:
+                continue
+            val = (score[s] + np.log(probs[k].max() + 1e-6) - SPLIT_COST
+                   - shape_cost(pieces[k][5], line, width, piece=True))
+            if val > score[e]:
+                score[e], back[e] = val, (s, k)
+    if score[-1] <= whole_score - SPLIT_COST:
+        return None
+    path, e = [], n - 1
+    while e > 0:
+        s, k = back[e]
+        path.append(k)
+        e = s
+    return path[::-1]
+
+
+def finish_lines(reads: list, labels: list, opt):
+    """Drop doubtful non-digits, sort each line left to right, renumber lines, make strings."""
+    keep = [r for r in reads if not (r.odd and r.probs.max() < opt.reject)]
+    by_line = {}
+    for r in keep:
+        by_line.setdefault(r.line, []).append(r)
+    ordered, texts = [], []
+    for n, i in enumerate(sorted(by_line)):
+        ln = sorted(by_line[i], key=lambda r: (r.x0 + r.x1) / 2)
+        for r in ln:
+            r.line = n
+        ordered.extend(ln)
+        texts.append("".join(labels[int(r.probs.argmax())] for r in ln))
+    return ordered, texts
+
+
+def to_digits(image: np.ndarray, reads: list, to_input, labels: list, opt) -> list:
+    """Digits with their boxes mapped back to the input image's pixels, and their crops."""
+    if not reads:
+        return []
+    corners = np.float32([[(r.x0, r.y0), (r.x1, r.y0), (r.x1, r.y1), (r.x0, r.y1)] for r in reads])
+    corners = to_input(corners.reshape(-1, 2)).reshape(-1, 4, 2)
+    h, w = image.shape[:2]
+    out = []
+    for r, c in zip(reads, corners):
+        x0, y0 = np.clip(np.floor(c.min(0)), 0, [w - 1, h - 1]).astype(int)
+        x1, y1 = np.clip(np.ceil(c.max(0)), [x0 + 1, y0 + 1], [w, h]).astype(int)
+        k = int(r.probs.argmax())
+        prob = float(r.probs[k])
+        out.append(Digit((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), r.line, labels[k], prob,
+                         prob < opt.low_confidence, r.crop28, image[y0:y1, x0:x1].copy()))
+    return out

@@ -270,11 +270,21 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(report: dict, out_dir: Path) -> list:
-    """benchmark.md and benchmark.json, each written to a temporary name then renamed."""
+def report_stem(formats_arg=None, model_file=None) -> str:
+    """`benchmark` for a run over every format; `benchmark-<what>` for a partial one, so that a
+    quick look at one format never replaces the full report shipped beside the exports."""
+    if model_file is not None:
+        return f"benchmark-{Path(model_file).stem}"
+    if formats_arg:
+        return "benchmark-" + "-".join(f.name for f in resolve(formats_arg))
+    return "benchmark"
+
+
+def write_reports(report: dict, out_dir: Path, stem: str = "benchmark") -> list:
+    """<stem>.md and <stem>.json, each written to a temporary name then renamed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in (("benchmark.md", to_markdown(report)), ("benchmark.json", json.dumps(report, indent=2) + "\n")):
+    for name, text in ((f"{stem}.md", to_markdown(report)), (f"{stem}.json", json.dumps(report, indent=2) + "\n")):
         tmp = out_dir / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, out_dir / name)

@@ -48,7 +48,8 @@ def register(sub) -> None:
     p = sub.add_parser("benchmark", help="every export in every runtime: parity, size, speed",
                        description="Run every exported file through every runtime that loads it (PyTorch, "
                        "ONNX Runtime, OpenCV dnn, LiteRT) on the 10k MNIST test digits and compare with the "
-                       "PyTorch checkpoint. Writes benchmark.md and benchmark.json into --out.")
+                       "PyTorch checkpoint. Writes benchmark.md and benchmark.json into --out (benchmark-<formats>.* "
+                       "for a run over some formats or one --model file).")
     p.add_argument("--weights", help="the reference checkpoint (default: the shipped cnn)")
     p.add_argument("--formats", "--format", dest="formats", metavar="F[,F...]",
                    help="formats to measure, comma-separated (default: all)")
@@ -87,7 +88,7 @@ def cmd_export(args) -> int:
 def cmd_benchmark(args) -> int:
     if args.formats:
         formats.resolve(args.formats)  # fail fast on a typo
-    from .benchmark import benchmark, failures, to_markdown, write_reports
+    from .benchmark import benchmark, failures, report_stem, to_markdown, write_reports
 
     weights = weights_file(args.weights)
     folder = args.out or weights.parent
@@ -96,7 +97,7 @@ def cmd_benchmark(args) -> int:
     report["command"] = "edgedigits " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name == "edgedigits" \
         else "edgedigits benchmark"
     if args.model is None or args.out:
-        for path in write_reports(report, folder):
+        for path in write_reports(report, folder, report_stem(args.formats, args.model)):
             print(f"wrote {path}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     bad = failures(report, args.min_accuracy)

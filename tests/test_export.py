@@ -191,8 +191,10 @@ def test_benchmark_one_file_json(shipped_dir, mnist_dir, tmp_path):
     row = rows["tflite_int8", "litert"]
     assert row["status"] == "ok" and row["batch64"] in ("resize", "loop") and row["latency_ms"] > 0
     assert row["agreement"] >= INT8_MIN_AGREEMENT and row["accuracy"] >= 0.99 and row["size_kb"] < 100
-    assert json.loads((tmp_path / "benchmark.json").read_text())["rows"] == report["rows"]
-    assert "| tflite_int8 | LiteRT interpreter | ok |" in (tmp_path / "benchmark.md").read_text()
+    # a one-file run writes its own report, never over the full one shipped beside the exports
+    assert json.loads((tmp_path / "benchmark-model_int8.json").read_text())["rows"] == report["rows"]
+    assert "| tflite_int8 | LiteRT interpreter | ok |" in (tmp_path / "benchmark-model_int8.md").read_text()
+    assert not (tmp_path / "benchmark.md").exists()
     assert failures(report) == [] and failures(report, min_accuracy=0.9999)  # the --min-accuracy gate
 
 

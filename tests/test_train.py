@@ -58,6 +58,27 @@ def test_resume_continues_an_interrupted_run(mnist_dir, tmp_path):
     assert config["epochs_run"] == 3 and config["test_accuracy"] > 0.90
 
 
+def test_same_seed_same_weights(mnist_dir, tmp_path):
+    """--seed with --deterministic and a fixed thread count reproduces a run bit for bit."""
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    try:
+        recipe = tiny_recipe(epochs=1, min_epochs=1, limit=1000, deterministic=True, threads=1,
+                             augment=AugmentConfig().to_dict())
+        runs = [fit(recipe, mnist_dir, tmp_path / name, log=lambda *_: None) for name in ("a", "b")]
+        other = fit(tiny_recipe(epochs=1, min_epochs=1, limit=1000, deterministic=True, threads=1,
+                                augment=AugmentConfig().to_dict(), seed=2), mnist_dir, tmp_path / "c",
+                    log=lambda *_: None)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)
+    a, b, c = (load_file(tmp_path / name / "model.safetensors") for name in ("a", "b", "c"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
+    assert not all(torch.equal(a[k], c[k]) for k in a)        # the seed matters
+
+
 def test_corrupt_checkpoint_is_refused(short_run, tmp_path):
     out, _ = short_run
     (tmp_path / "model.json").write_text((out / "model.json").read_text())

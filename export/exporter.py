@@ -11,6 +11,7 @@ rename it into place. A crash leaves no half-written file behind, and `labels.tx
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def export_onnx2tf(float_onnx: Path, work: Path, calib: np.ndarray, int8: bool) 
     on PATH (this interpreter's bin folder goes first), and TensorFlow stays out of this process."""
     import onnx
 
+    work = work.resolve()           # the subprocess runs in `work`: every path it gets is absolute
     work.mkdir(parents=True, exist_ok=True)
     source = work / "model.onnx"
     shutil.copy(float_onnx, source)
@@ -205,7 +207,8 @@ def export_onnx2tf(float_onnx: Path, work: Path, calib: np.ndarray, int8: bool) 
     outputs = {"tflite_onnx2tf": work / "out" / "model_float32.tflite",
                "tflite_onnx2tf_int8": work / "out" / "model_full_integer_quant.tflite"}
     if result.returncode != 0 or not outputs["tflite_onnx2tf"].exists():
-        lines = [l for l in (result.stdout + result.stderr).splitlines() if "ERROR" in l or "Error" in l]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)     # onnx2tf colours its log
+        lines = [l for l in text.splitlines() if "ERROR" in l or "Error" in l]
         raise ExportError(f"onnx2tf failed ({(lines or ['exit code %d' % result.returncode])[-1].strip()[:200]})")
     return outputs
 

@@ -165,6 +165,20 @@ def test_export_onnx_int8_and_tflite_into_tmp(shipped_dir, mnist_dir, tmp_path):
     assert len(log) == 3 and all("accuracy" in line for line in log)
 
 
+def test_export_onnx2tf_with_a_relative_out(shipped_dir, mnist_dir, tmp_path):
+    """The second converter end to end, as `make benchmark` calls it: --out relative to the cwd
+    (onnx2tf runs in its own working folder, so every path it gets must be absolute)."""
+    pytest.importorskip("onnx2tf")
+    pytest.importorskip("tensorflow")
+    result = run_cli("export", "--weights", shipped_dir, "--format", "onnx2tf", "--out", "out",
+                     "--data-dir", mnist_dir, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "out" / FORMATS["tflite_onnx2tf"].file
+    meta, shipped_meta = metadata.read(path), metadata.read(shipped_dir / path.name)
+    assert meta["source"] == shipped_meta["source"]
+    assert meta["accuracy"]["mnist_test"] == pytest.approx(shipped_meta["accuracy"]["mnist_test"], abs=1e-4)
+
+
 def test_failed_export_leaves_no_partial_file(shipped_dir, mnist_dir, tmp_path, monkeypatch):
     from edgedigits.export import exporter
 

@@ -12,7 +12,12 @@ TORCH := torch==2.13.0
 EDGEDIGITS_DATA ?= $(abspath ../shared/data/mnist)
 export EDGEDIGITS_DATA
 
-.PHONY: setup benchmark test ship train clean
+.PHONY: setup benchmark test ship train clean fonts
+# Debian fonts for train/negatives.py (printed digits and text, handwriting-style letters and signs);
+# kept in step with negatives.FONT_PACKAGES.
+FONTS := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-dkg-handwriting \
+	fonts-breip fonts-rufscript fonts-humor-sans fonts-comic-neue fonts-dancingscript fonts-kristi \
+	fonts-bwht fonts-tlwg-purisa-ttf fonts-tomsontalks fonts-sjfonts
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +44,16 @@ ship: setup
 train: setup
 	$(BIN)/edgedigits train --model cnn --out runs/cnn
 	$(BIN)/edgedigits train --model cnn-tiny --out runs/cnn-tiny
+
+fonts:
+	@if ! dpkg -s $(FONTS) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FONTS) >/dev/null; \
+	fi
+
+# The 11-class model ("none" = not a handwritten digit): the shipped cnn fine-tuned on synthetic marks.
+train-none: setup fonts
+	$(BIN)/edgedigits train --model cnn --init models/cnn --distill 5 --negatives 30000 --epochs 10 \
+		--min-epochs 10 --lr 0.0007 --out runs/cnn-none
 
 clean:
 	rm -rf runs .pytest_cache

@@ -265,7 +265,8 @@ def finish(fmt: Format, tmp_file: Path, out_dir: Path, ref: Reference, log, t0: 
     else:
         metadata.append_tflite(tmp_file, meta)
     check = runners.load(runtime, tmp_file).predict(ref.test_x[:1])
-    if check.shape != (1, 10) or not np.isfinite(check).all() or check.argmax() != pred[0]:
+    if check.shape != (1, len(ref.config.get("labels", metadata.LABELS))) or not np.isfinite(check).all() \
+            or check.argmax() != pred[0]:
         raise ExportError(f"{fmt.name}: the written file does not give the expected output")
     if metadata.read(tmp_file) != meta:
         raise ExportError(f"{fmt.name}: the metadata does not read back")

@@ -164,23 +164,6 @@ def train_mode(model) -> None:
             m.eval()
 
 
-def distill_loss(logits, teacher, x, T: float = 2.0):
-    """KL(teacher || student) at temperature T, scaled by T^2 (Hinton et al. 2015).
-
-    On the MNIST digits of each batch the student is held to what the STARTING model said
-    ("learning without forgetting", Li & Hoiem 2016), not only to the hard labels: that keeps
-    its behaviour on MNIST-like digits, including the doubtful ones the test set is full of,
-    while the user's samples pull it towards their style. Without it, a converged model loses
-    a few tenths of a point on MNIST test even when fine-tuned on MNIST alone.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        target = F.softmax(teacher(x) / T, 1)
-    return F.kl_div(F.log_softmax(logits / T, 1), target, reduction="batchmean") * T * T
-
-
 def finetune(model, config: dict, mnist_x, mnist_y, user_x, user_y, args, log=print) -> int:
     """Train `model` in place for args.epochs mixed epochs; returns the number of steps run."""
     import copy
@@ -192,7 +175,7 @@ def finetune(model, config: dict, mnist_x, mnist_y, user_x, user_y, args, log=pr
     import torch.nn.functional as F
 
     from edgedigits.train.augment import AugmentConfig, augment
-    from edgedigits.train.train import Recipe, make_optimizer, make_scheduler, to_tensor
+    from edgedigits.train.train import Recipe, distill_loss, make_optimizer, make_scheduler, to_tensor
 
     known = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in config.get("recipe", {}).items() if k in known})

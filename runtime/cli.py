@@ -135,15 +135,18 @@ def eval_paper(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{'file':<24} {'found/true':>10} {'edits':>5} {'digit acc':>9} {'lines':>7} {'ms':>7}  read")
+        width = max([24] + [len(e["file"]) for e in report["images"]])
+        print(f"{'file':<{width}} {'found/true':>10} {'missed':>6} {'extra':>5} {'wrong':>5} {'digit acc':>9} "
+              f"{'lines':>7} {'ms':>7}  read")
         for e in report["images"]:
             found = f"{e['digits_found']}/{e['digits_true']}"
             lines = f"{e['lines_exact']}/{e['lines_true']}"
             shown = e.get("error") or " ".join(e["read"])
-            print(f"{e['file']:<24} {found:>10} {e['edits']:>5} {e['digit_accuracy']:>9.1%} {lines:>7} "
-                  f"{e['ms']:>7.1f}  {shown}")
+            print(f"{e['file']:<{width}} {found:>10} {e['missed']:>6} {e['extra']:>5} {e['wrong']:>5} "
+                  f"{e['digit_accuracy']:>9.1%} {lines:>7} {e['ms']:>7.1f}  {shown}")
         r = report
-        print(f"{'overall':<24} {r['digits_found']:>5}/{r['digits_true']:<4} {r['edits']:>5} "
+        found = f"{r['digits_found']}/{r['digits_true']}"
+        print(f"{'overall':<{width}} {found:>10} {r['missed']:>6} {r['extra']:>5} {r['wrong']:>5} "
               f"{r['digit_accuracy']:>9.1%} {r['lines_exact']:>3}/{r['lines_true']:<3}"
               f"  lines exact {r['line_exact']:.1%}, images read {r['images_read']}/{len(r['images'])}"
               f"  ({r['model']})")

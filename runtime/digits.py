@@ -24,16 +24,28 @@ class Digit:
     low_confidence: bool
     crop28: np.ndarray = field(repr=False)   # float32 [28,28], what the model saw
     crop: np.ndarray = field(repr=False)     # uint8, the box cut from the input image
+    cell: tuple | None = None                # (row, column) of its cell, where a grid or table was found
+
+
+@dataclass
+class Mark:
+    """Something on the page that is not a handwritten digit, and why: "none" (the classifier:
+    printed text or digits, letters, signs), "printed" (a page-level style shared with "none"
+    marks), "doubtful", "speck", "texture", "desk", "edge", "too tall"."""
+    box: tuple
+    kind: str
 
 
 # --- lines --------------------------------------------------------------------------------------
 
 @dataclass
 class Line:
-    """Blobs chained left to right, where their bodies start and how tall they are."""
+    """Blobs chained left to right, where their bodies start and how tall they are, and the row
+    of a table or grid they fill (the band between two rules), if any."""
     blobs: list
     top: float = 0.0
     height: float = 0.0
+    band: tuple | None = None
 
     def measure(self):
         # the height of the line's tall-but-ordinary digits: small 0s and long tails are outliers
@@ -47,16 +59,28 @@ def core_y(b, height: float) -> float:
     return b.y0 + min(b.h, height) / 2
 
 
-def group_lines(blobs: list, geom: Geometry, line_gap: float) -> list:
+def group_lines(blobs: list, geom: Geometry, line_gap: float, rules=None) -> list:
     """Lines in reading order: top to bottom, and left block before right block in a row.
 
-    Blobs are taken left to right and each joins the line whose last blobs sit at its height
-    (within 0.6 digit heights), so slightly slanted lines still chain; a gap wider than
-    `line_gap` digit heights ends a line (two columns of writing become two lines).
+    Blobs in the same band between two rules (a row of a table or a sudoku, a line of ruled
+    paper) form one line, however wide their gaps. The others are taken left to right and each
+    joins the line whose last blobs sit at its height (within 0.6 digit heights), so slightly
+    slanted lines still chain; a gap wider than `line_gap` digit heights ends a line (two
+    columns of writing become two lines).
     """
     H = geom.height
+    banded, free = {}, []
+    for b in blobs:
+        band = row_band(b, rules, H)
+        if band:
+            cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+            column = rules.between(rules.vertical, cy, cx)
+            b.cell = (band, (round(column[0]), round(column[1])) if column else None)
+            banded.setdefault(band, []).append(b)
+        else:
+            free.append(b)
     chains, levels = [], []                          # blobs of each line, their core heights
-    for b in sorted(blobs, key=lambda b: b.x0):
+    for b in sorted(free, key=lambda b: b.x0):
         y = core_y(b, H)
         best, dist = None, 0.6 * H
         for n, (ln, ys) in enumerate(zip(chains, levels)):
@@ -70,15 +94,28 @@ def group_lines(blobs: list, geom: Geometry, line_gap: float) -> list:
             chains[best].append(b)
             levels[best].append(y)
     lines = [Line(ln).measure() for ln in chains]
+    lines += [Line(sorted(bs, key=lambda b: b.x0), band=band).measure() for band, bs in banded.items()]
     lines.sort(key=lambda ln: ln.top + ln.height / 2)
     rows = []                                       # lines side by side at the same height
     for ln in lines:
         mid = ln.top + ln.height / 2
-        if rows and abs(rows[-1][0] - mid) < 0.6 * H:
+        if rows and abs(rows[-1][0] - mid) < 0.6 * H and not (ln.band and rows[-1][1][-1].band):
             rows[-1][1].append(ln)
         else:
             rows.append([mid, [ln]])
     return [ln for _, row in rows for ln in sorted(row, key=lambda ln: ln.blobs[0].x0)]
+
+
+def row_band(b: Blob, rules, height: float):
+    """The band between the horizontal rules above and below a blob, if it is a band that holds
+    one line of digits (0.8 to 4 digit heights tall) and the blob lies within it."""
+    if not rules or not rules.horizontal:
+        return None
+    cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+    band = rules.between(rules.horizontal, cx, cy)
+    if band is None or not 0.8 * height <= band[1] - band[0] <= 4 * height:
+        return None
+    return (round(band[0]), round(band[1]))
 
 
 # --- classification -----------------------------------------------------------------------------
@@ -94,9 +131,15 @@ class Read:
     crop28: np.ndarray
     line: int
     odd: bool = False          # a shape that is doubtful as a digit (rejected if also unsure)
+    cell: tuple | None = None  # (row, column) in a grid or table
 
 
 SPLIT_COST = 0.5       # each extra piece must buy at least this much log-probability
+
+
+def digit_columns(labels: list) -> np.ndarray:
+    """Which of a model's outputs are digits (an 11-class model's last one, "none", is not)."""
+    return np.array([label.isdigit() for label in labels])
 
 
 def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
@@ -209,9 +252,10 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
     if not crops:
         return []
     probs = recognizer.predict(np.stack(crops))
+    digit = digit_columns(recognizer.labels)
     best, best_score = {}, {}
     for j, (k, v, *_rest) in enumerate(options):
-        score = np.log(probs[j].max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
+        score = np.log(probs[j, digit].max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
         if k not in best or score > best_score[k]:
             best[k], best_score[k] = j, score
     reads = []
@@ -224,12 +268,12 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
         _, v, x0, y0 = options[j]
         ln = lines[i]
         h, w = v.shape
-        whole = Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i)
+        whole = Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i, cell=b.cell)
         whole.odd = (b.touches_edge or b.clutter > 0.005 or max(w, h) < 0.45 * ln.height
                      or w > 1.6 * max(h, ln.height))
         reads.append([whole])
         # wide blobs may be touching digits (a confident read of a moderately wide one is kept)
-        if not opt.split or w < 1.15 * width or (w < 1.6 * width and whole.probs.max() > 0.9):
+        if not opt.split or w < 1.15 * width or (w < 1.6 * width and whole.probs[digit].max() > 0.9):
             continue
         most = min(12, int(1.5 * w / width) + 1)
         xs = [0] + cut_columns(v, ln.height, most) + [w]
@@ -252,9 +296,9 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
         for k, xs, segs in plans:
             i, whole = items[k][0], reads[k][0]
             whole_score = best_score[k]
-            path = best_path(len(xs), segs, pieces, pprobs, lines[i], width, whole_score)
+            path = best_path(len(xs), segs, pieces, pprobs[:, digit], lines[i], width, whole_score)
             if path:
-                reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i) for j in path]
+                reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i, cell=whole.cell) for j in path]
     return [r for rs in reads for r in rs]
 
 
@@ -284,8 +328,17 @@ def best_path(n: int, segs: dict, pieces: list, probs: np.ndarray, line: Line, w
 
 
 def finish_lines(reads: list, labels: list, opt):
-    """Drop doubtful non-digits, sort each line left to right, renumber lines, make strings."""
-    keep = [r for r in reads if not (r.odd and r.probs.max() < opt.reject)]
+    """Set aside what is not a digit (the classifier's "none", doubtful shapes), sort each line left
+    to right, renumber lines, make strings. Returns (digits, line strings, [(read, kind)])."""
+    digit = digit_columns(labels)
+    keep, rejected = [], []
+    for r in reads:
+        if not digit[int(r.probs.argmax())]:
+            rejected.append((r, "none"))
+        elif r.odd and r.probs[digit].max() < opt.reject:
+            rejected.append((r, "doubtful"))
+        else:
+            keep.append(r)
     by_line = {}
     for r in keep:
         by_line.setdefault(r.line, []).append(r)
@@ -296,7 +349,20 @@ def finish_lines(reads: list, labels: list, opt):
             r.line = n
         ordered.extend(ln)
         texts.append("".join(labels[int(r.probs.argmax())] for r in ln))
-    return ordered, texts
+    number_cells(ordered)
+    return ordered, texts, rejected
+
+
+def number_cells(reads: list) -> None:
+    """Replace each read's cell (the rules around it, page pixels) by (row, column) indices: rows
+    counted top to bottom over the page's bands, columns left to right within a row."""
+    bands = sorted({r.cell[0] for r in reads if r.cell and r.cell[0]})
+    for r in reads:
+        if not (r.cell and r.cell[0]):
+            r.cell = None
+            continue
+        columns = sorted({q.cell[1] for q in reads if q.cell and q.cell[0] == r.cell[0] and q.cell[1]})
+        r.cell = (bands.index(r.cell[0]), columns.index(r.cell[1]) if r.cell[1] in columns else None)
 
 
 def to_digits(image: np.ndarray, reads: list, to_input, labels: list, opt) -> list:
@@ -313,5 +379,20 @@ def to_digits(image: np.ndarray, reads: list, to_input, labels: list, opt) -> li
         k = int(r.probs.argmax())
         prob = float(r.probs[k])
         out.append(Digit((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), r.line, labels[k], prob,
-                         prob < opt.low_confidence, r.crop28, image[y0:y1, x0:x1].copy()))
+                         prob < opt.low_confidence, r.crop28, image[y0:y1, x0:x1].copy(), r.cell))
+    return out
+
+
+def to_marks(image: np.ndarray, rejected: list, to_input) -> list:
+    """Marks (boxes in the input image's pixels) of what was set aside: [(read or blob, kind)]."""
+    if not rejected:
+        return []
+    corners = np.float32([[(r.x0, r.y0), (r.x1, r.y0), (r.x1, r.y1), (r.x0, r.y1)] for r, _ in rejected])
+    corners = to_input(corners.reshape(-1, 2)).reshape(-1, 4, 2)
+    h, w = image.shape[:2]
+    out = []
+    for (_, kind), c in zip(rejected, corners):
+        x0, y0 = np.clip(np.floor(c.min(0)), 0, [w - 1, h - 1]).astype(int)
+        x1, y1 = np.clip(np.ceil(c.max(0)), [x0 + 1, y0 + 1], [w, h]).astype(int)
+        out.append(Mark((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), kind))
     return out

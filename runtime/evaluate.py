@@ -6,6 +6,9 @@ line in reading order, lines separated by `|`), like ../shared/data/paper/labels
 Per image, the digits read (all lines joined, in reading order) are aligned with the true ones by
 edit distance (Levenshtein: a missed, an extra and a wrong digit each cost 1), and
     digit accuracy = 1 - edits / true digits        (can be negative for pure garbage; clipped at 0)
+    missed / extra / wrong = the edits of one alignment: true digits not read, marks read as
+                     digits that are none (a printed digit, a letter, a speck), digits misread;
+                     they show which way a page fails
     exact lines    = the longest common subsequence of read and true lines (a line counts only if
                      every digit is right and it comes in the right order)
 Overall figures sum edits and lines over all images (so big pages weigh more).
@@ -27,6 +30,32 @@ def edit_distance(a, b) -> int:
         for j, y in enumerate(b, 1):
             diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (x != y))
     return row[-1]
+
+
+def edit_counts(read, truth) -> dict:
+    """The edits of a cheapest alignment of `read` with `truth`: {"missed", "extra", "wrong"}."""
+    n, m = len(read), len(truth)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                cost[i][j] = i + j
+            else:
+                cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1,
+                                 cost[i - 1][j - 1] + (read[i - 1] != truth[j - 1]))
+    counts = {"missed": 0, "extra": 0, "wrong": 0}
+    i, j = n, m
+    while i or j:                                   # walk one cheapest path back
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (read[i - 1] != truth[j - 1]):
+            counts["wrong"] += read[i - 1] != truth[j - 1]
+            i, j = i - 1, j - 1
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            counts["extra"] += 1
+            i -= 1
+        else:
+            counts["missed"] += 1
+            j -= 1
+    return counts
 
 
 def common_lines(read: list, truth: list) -> int:
@@ -62,6 +91,7 @@ def score(read: list, truth: list) -> dict:
     true_digits = "".join(truth)
     edits = edit_distance("".join(read), true_digits)
     return {"digits_true": len(true_digits), "digits_found": len("".join(read)), "edits": edits,
+            **edit_counts("".join(read), true_digits),
             "digit_accuracy": max(0.0, 1 - edits / max(1, len(true_digits))),
             "lines_true": len(truth), "lines_exact": common_lines(read, truth)}
 
@@ -92,8 +122,8 @@ def evaluate_folder(folder: Path, recognizer, annotate_dir: Path | None = None, 
         entry["ms"] = round((time.perf_counter() - t0) * 1000, 1)
         entry.update(score(read, truth))
         images.append(entry)
-    total = {k: sum(e[k] for e in images) for k in ("digits_true", "digits_found", "edits",
-                                                     "lines_true", "lines_exact")}
+    total = {k: sum(e[k] for e in images) for k in ("digits_true", "digits_found", "edits", "missed",
+                                                     "extra", "wrong", "lines_true", "lines_exact")}
     return {"folder": str(folder), "model": recognizer.model_id,
             "digit_accuracy": max(0.0, 1 - total["edits"] / max(1, total["digits_true"])),
             "line_exact": total["lines_exact"] / max(1, total["lines_true"]),

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .rules import Rules, find_rules
+
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -79,7 +81,8 @@ def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
     The paper's level and noise are the median and the median absolute deviation (ink is a small
     fraction of a page) of the pixels `on_paper` (a dark, noisy desk would inflate them), read
     off the histogram. Weak (faint ink) = 5 noise widths below the paper and at least 8% darker;
-    strong (certain ink) = halfway between paper and darkest ink.
+    strong (certain ink) = 30% of the way from paper to the darkest ink (pencil beside printed
+    black ink still holds certain ink).
     """
     hist = cv2.calcHist([flat], [0], on_paper, [256], [0, 256]).ravel()
     if hist.sum() == 0:
@@ -112,6 +115,7 @@ class Blob:
     area: int
     touches_edge: bool = False
     clutter: float = 0.0       # share of the surroundings covered by stray marks (desk texture)
+    cell: tuple | None = None  # the rules around it in a table or grid: ((top, bottom), (left, right))
 
     @property
     def w(self):
@@ -143,8 +147,9 @@ class Geometry:
     shape: tuple       # page (h, w)
 
 
-def segment_ink(page: np.ndarray, window: float):
-    """Threshold the flattened page; label its components; mark those holding certain ink."""
+def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0):
+    """Threshold the flattened page; take out its rules (when `rule_height`, the digit height,
+    is given); label its components; mark those holding certain ink."""
     flat, light, d = flatten_light(page, window)
     # writing is on paper: where the light is far below the brightest paper of the photo there
     # is a desk around a sheet that was not found (its texture is not ink, its noise not paper's)
@@ -152,48 +157,64 @@ def segment_ink(page: np.ndarray, window: float):
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
+    rules = Rules()
+    if rule_height:
+        mask, rules = find_rules(mask, rule_height)
     # Grana's block-based labelling: the same labels and stats as the default, about 3x faster
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     hit = np.zeros(n, bool)
     hit[labels[flat < strong]] = True               # hysteresis: faint pixels touching dark ones
     hit[0] = False
-    return flat, mask, labels, stats, hit, paper, darkest, on_paper
+    return flat, mask, labels, stats, hit, paper, darkest, on_paper, rules
 
 
-def find_blobs(page: np.ndarray):
-    """Candidate digits on the flattened page, the ink they are cut from, and the page's scale."""
+def find_blobs(page: np.ndarray, rule_height: float = 0.0):
+    """Candidate digits on the flattened page, the ink they are cut from, the page's scale, its
+    rules (taken out of the ink when `rule_height` is given) and the marks dropped on the way
+    (`Mark`s: specks, texture, page edges)."""
     h, w = page.shape
     window = max(h, w) / 25
-    flat, mask, labels, stats, hit, paper, darkest, on_paper = segment_ink(page, window)
+    flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height)
     stroke = stroke_estimate(labels, stats, hit)
     if 4 * stroke > window:      # strokes as wide as the window: erase them with a wider one
         window = 6 * stroke
-        flat, mask, labels, stats, hit, paper, darkest, on_paper = segment_ink(page, window)
+        flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height)
         stroke = stroke_estimate(labels, stats, hit)
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     edge = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
     ids = np.nonzero(hit & (area >= max(4, stroke * stroke)))[0]
     blobs = [Blob([int(i)], int(x[i]), int(y[i]), int(x[i] + bw[i]), int(y[i] + bh[i]), int(area[i]),
                   bool(edge[i])) for i in ids]
-    blobs = [b for b in blobs if on_paper[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2]]   # not on a desk
+    dropped = []
+    blobs = keep(blobs, lambda b: on_paper[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2], "desk", dropped)
     # the typical digit height: area-weighted median over blobs that are not page edges
     height = typical_height(blobs, h, w)
     # marks amid stray marks are texture (a desk, fabric), not writing: drop them, measure again
     measure_clutter(blobs, labels, stats, height)
-    blobs = [b for b in blobs if b.clutter <= MAX_CLUTTER]
+    blobs = keep(blobs, lambda b: b.clutter <= MAX_CLUTTER, "texture", dropped)
     height = typical_height(blobs, h, w)
     geom = Geometry(height, stroke, (h, w))
     # the sheet's edge, shadows and desk: too tall for a digit, or large and cut by the border
-    blobs = [b for b in blobs if b.h <= 3.5 * height
-             and not (b.touches_edge and max(b.h, b.w) > 1.5 * height)]
+    blobs = keep(blobs, lambda b: b.h <= 3.5 * height, "too tall", dropped)
+    blobs = keep(blobs, lambda b: not (b.touches_edge and max(b.h, b.w) > 1.5 * height), "edge", dropped)
     blobs = merge_pieces(blobs, geom)
-    blobs = [b for b in blobs if max(b.h, b.w) >= 0.25 * height]      # specks
-    return blobs, Ink(labels, flat, paper, darkest), geom
+    blobs = keep(blobs, lambda b: max(b.h, b.w) >= 0.25 * height, "speck", dropped)
+    return blobs, Ink(labels, flat, paper, darkest), geom, rules, dropped
+
+
+def keep(blobs: list, test, kind: str, dropped: list) -> list:
+    """The blobs that pass `test`; the others go to `dropped` as (blob, kind)."""
+    out = []
+    for b in blobs:
+        (out.append(b) if test(b) else dropped.append((b, kind)))
+    return out
 
 
 def typical_height(blobs: list, h: int, w: int) -> float:
-    """Area-weighted median height of the blobs that are not page edges (specks weigh little)."""
-    inner = [b for b in blobs if not b.touches_edge and b.h < 0.5 * h and b.w < 0.5 * w] or blobs
+    """Area-weighted median height of the blobs that are not page edges, rules or grids (specks
+    weigh little)."""
+    inner = [b for b in blobs if not b.touches_edge and b.h < 0.5 * h and b.w < 0.5 * w
+             and b.w < 6 * b.h and b.h < 6 * b.w] or blobs
     return weighted_median([b.h for b in inner], [b.area for b in inner]) if inner else 0.0
 
 

@@ -32,15 +32,16 @@ classify  every blob is normalised the MNIST way and classified in one batch; wi
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import cv2
 import numpy as np
 
 from edgedigits.errors import EdgeDigitsError
 
-from .digits import classify_blobs, finish_lines, group_lines, to_digits
+from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import downscale, find_blobs
+from .rules import rotation, writing_angle
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Options:
     reject: float = 0.35          # drop doubtful blobs (odd shape) whose probability is below this
     line_gap: float = 3.0         # a horizontal gap wider than this many digit heights starts a new line
     match_stroke: bool = True     # thicken/thin strokes to MNIST's width before classifying
+    deskew: bool = True           # turn the page so that its writing runs left to right
+    rules: bool = True            # take rules, grids and boxes out of the ink; read tables by row
 
 
 @dataclass
@@ -63,12 +66,19 @@ class PageResult:
     lines: list
     timings: dict
     page: np.ndarray | None = None           # 4x2 corners of the sheet in input pixels, if found
+    rejected: list = field(default_factory=list)   # Marks that are not handwritten digits
+    turn: float = 0.0                        # degrees the page was turned to read it
 
     def as_dict(self) -> dict:
-        return {"lines": self.lines,
-                "digits": [{"box": [int(v) for v in d.box], "line": d.line, "label": d.label,
-                            "probability": round(float(d.prob), 4),
-                            "low_confidence": d.low_confidence} for d in self.digits]}
+        digits = []
+        for d in self.digits:
+            entry = {"box": [int(v) for v in d.box], "line": d.line, "label": d.label,
+                     "probability": round(float(d.prob), 4), "low_confidence": d.low_confidence}
+            if d.cell is not None:
+                entry["row"], entry["column"] = d.cell
+            digits.append(entry)
+        return {"lines": self.lines, "digits": digits, "turn": self.turn,
+                "rejected": [{"box": [int(v) for v in m.box], "kind": m.kind} for m in self.rejected]}
 
 
 # --- the pipeline --------------------------------------------------------------------------------
@@ -102,37 +112,83 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     corners = find_page(gray) if opt.page and min(gray.shape) >= 32 else None
     clock.lap("page")
 
-    digits, texts = [], []
+    digits, texts, marks, turn = [], [], [], 0.0
     if min(gray.shape) >= 8:
-        # measure the writing on a small view of the page, then segment it where digits are
-        # `digit_height` px tall (a 12 MP photo shrinks, small writing is enlarged)
-        probe = min(1.0, 600 / max(gray.shape))
-        page, to_gray_px = page_view(gray, corners, probe)
-        blobs, ink, geom = find_blobs(page)
-        if probe < 1 and (not blobs or geom.height < 8):     # too small to measure: look closer
-            probe = 1.0
-            page, to_gray_px = page_view(gray, corners, probe)
-            blobs, ink, geom = find_blobs(page)
-        if blobs and geom.height < 6 * probe:                 # specks, not writing
-            blobs = []
-        if blobs:
-            zoom = probe * float(np.clip(opt.digit_height / geom.height, 0.05, 3.0))
-            if not 0.8 <= zoom / probe <= 1.25:
-                page, to_gray_px = page_view(gray, corners, zoom)
-                blobs, ink, geom = find_blobs(page)
+        probe, height, turn, doubtful = measure(gray, corners, opt)
         clock.lap("ink")
-        lines = group_lines(blobs, geom, opt.line_gap)
-        clock.lap("lines")
-        reads = classify_blobs(lines, ink, geom, recognizer, opt)
-        reads, texts = finish_lines(reads, recognizer.labels, opt)
+        if height:
+            zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
+            if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
+                zoom = probe
+            page, to_gray_px = page_view(gray, corners, zoom, turn)
+            blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
+            clock.lap("ink")
+            lines = group_lines(blobs, geom, opt.line_gap, rules)
+            clock.lap("lines")
+            reads = classify_blobs(lines, ink, geom, recognizer, opt)
+            quarter = best_quarter(reads, recognizer) if doubtful else 0
+            if quarter:                                  # the writing runs another way: turn it
+                turn = ((turn + 90 * quarter + 180) % 360) - 180
+                page, to_gray_px = page_view(gray, corners, zoom, turn)
+                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
+                lines = group_lines(blobs, geom, opt.line_gap, rules)
+                reads = classify_blobs(lines, ink, geom, recognizer, opt)
+            reads, texts, rejected = finish_lines(reads, recognizer.labels, opt)
 
-        def to_input(points):        # page pixels -> input image pixels
-            return cv2.perspectiveTransform(np.float32(points)[None], to_gray_px)[0] / scale
+            def to_input(points):        # page pixels -> input image pixels
+                return cv2.perspectiveTransform(np.float32(points)[None], to_gray_px)[0] / scale
 
-        digits = to_digits(image, reads, to_input, recognizer.labels, opt)
-        clock.lap("classify")
+            digits = to_digits(image, reads, to_input, recognizer.labels, opt)
+            marks = to_marks(image, rejected + [(b, kind) for b, kind in dropped if kind != "speck"], to_input)
+            clock.lap("classify")
     page_corners = corners / scale if corners is not None else None
-    return PageResult(digits, texts, clock.total(), page_corners)
+    return PageResult(digits, texts, clock.total(), page_corners, marks, round(turn, 1))
+
+
+def measure(gray: np.ndarray, corners, opt):
+    """(probe zoom, digit height at that zoom or 0 if there is no writing, turn in degrees,
+    whether the direction is doubtful): the writing measured on a view of the page at most 600 px
+    wide, and its skew (see `rules.writing_angle`)."""
+    probe = min(1.0, 600 / max(gray.shape))
+    page, _ = page_view(gray, corners, probe)
+    blobs, ink, geom, _, _ = find_blobs(page, probe_rules(page, opt))
+    if probe < 1 and (not blobs or geom.height < 8):     # too small to measure: look closer
+        probe = 1.0
+        page, _ = page_view(gray, corners, probe)
+        blobs, ink, geom, _, _ = find_blobs(page, probe_rules(page, opt))
+    if not blobs or geom.height < 6 * probe:              # specks, not writing
+        return probe, 0.0, 0.0, False
+    turn, doubtful = 0.0, False
+    if opt.deskew:
+        turn, doubtful = writing_angle(blobs, (ink.labels > 0).astype(np.uint8), geom.height,
+                                       flattened=corners is not None)
+        if abs(turn) < 1.0:                               # not worth a resampling
+            turn = 0.0
+    return probe, geom.height, turn, doubtful
+
+
+def probe_rules(page: np.ndarray, opt) -> float:
+    """The digit height to find rules with before the writing is measured (rules would join all
+    the writing of a ruled page into one component): a generous 1/40 of a page's long side,
+    so that only lines longer than 1/16 of it count; none on small crops."""
+    return max(page.shape) / 40 if opt.rules and max(page.shape) >= 300 else 0.0
+
+
+def best_quarter(reads: list, recognizer) -> int:
+    """How many quarter turns (0-3, counter-clockwise) make the page's marks read best: the
+    number of confident digits (best digit class over 0.9, "none" excluded) among the crops as
+    they are and turned by 90, 180 and 270 degrees (the MNIST normalisation commutes with quarter
+    turns). Turning must win clearly; ties stay as they are."""
+    if len(reads) < 2:
+        return 0
+    crops = np.stack([r.crop28 for r in reads])
+    digits = np.array([label.isdigit() for label in recognizer.labels])
+    counts = []
+    for k in range(4):
+        probs = recognizer.predict(np.ascontiguousarray(np.rot90(crops, k, axes=(1, 2))))
+        counts.append(int((probs[:, digits].max(1) > 0.9).sum()))
+    k = int(np.argmax(counts))
+    return k if counts[k] > 1.3 * counts[0] + 2 else 0
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -249,9 +305,22 @@ def find_page(gray: np.ndarray):
     return order_corners(quad) / s
 
 
-def page_view(gray: np.ndarray, corners, zoom: float):
+def page_view(gray: np.ndarray, corners, zoom: float, turn: float = 0.0):
     """The page at `zoom` times `gray`'s resolution: the sheet flattened to a rectangle if its
-    corners are given, else the whole image. Returns (page, homography page px -> gray px)."""
+    corners are given, else the whole image, turned by `turn` degrees (counter-clockwise) so that
+    its writing runs left to right. Returns (page, homography page px -> gray px)."""
+    page, to_gray = flat_view(gray, corners, zoom)
+    if not turn:
+        return page, to_gray
+    m, size = rotation(page.shape, turn)
+    paper = float(np.median(page[::4, ::4]))          # corners outside the photo are blank paper
+    turned = cv2.warpAffine(page, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=paper)
+    return turned, to_gray @ np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+
+
+def flat_view(gray: np.ndarray, corners, zoom: float):
+    """`page_view` before turning: (page, homography page px -> gray px)."""
     if corners is None:
         h, w = gray.shape
         size = (max(1, round(w * zoom)), max(1, round(h * zoom)))
@@ -263,7 +332,7 @@ def page_view(gray: np.ndarray, corners, zoom: float):
         h, w = gray.shape
         small = downscale(gray, (max(1, round(w * zoom)), max(1, round(h * zoom))))
         shrink = np.diag([gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0], 1.0])
-        page, to_small = page_view(small, corners / np.diag(shrink)[:2], 1.0)
+        page, to_small = flat_view(small, corners / np.diag(shrink)[:2], 1.0)
         return page, shrink @ to_small
     tl, tr, br, bl = corners
     width = max(1, round(zoom * (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2))
@@ -279,7 +348,9 @@ def page_view(gray: np.ndarray, corners, zoom: float):
 
 def annotate(image: np.ndarray, result: PageResult) -> np.ndarray:
     """A BGR copy of `image` with the sheet's outline (blue) and, for each digit, its box, its label
-    above it and its probability in percent below it (green: confident; orange: low confidence)."""
+    above it and its probability in percent below it (green: confident; orange: low confidence).
+    Marks set aside as not handwritten digits are drawn faintly (a thin grey-violet box and the
+    reason in small type: none, printed, doubtful, ...), so a user sees what was ignored."""
     out = np.asarray(image)
     if out.ndim == 3 and out.shape[2] == 1:
         out = out[..., 0]
@@ -290,6 +361,14 @@ def annotate(image: np.ndarray, result: PageResult) -> np.ndarray:
         cv2.polylines(out, [np.round(result.page).astype(np.int32).reshape(-1, 1, 2)], True,
                       (255, 120, 0), thick, cv2.LINE_AA)
     font = cv2.FONT_HERSHEY_SIMPLEX
+    if result.rejected:
+        faint = out.copy()
+        for m in result.rejected:
+            x, y, bw, bh = m.box
+            cv2.rectangle(faint, (x, y), (x + bw - 1, y + bh - 1), (160, 90, 160), thick)
+            size = max(0.3, min(bh, 0.05 * max(h, w)) / 60)
+            cv2.putText(faint, m.kind, (x, max(8, y - 2)), font, size, (160, 90, 160), 1, cv2.LINE_AA)
+        out = cv2.addWeighted(faint, 0.55, out, 0.45, 0)
     for d in result.digits:
         x, y, bw, bh = d.box
         color = (0, 140, 255) if d.low_confidence else (0, 160, 0)

@@ -40,6 +40,14 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
     p.add_argument("--no-augment", nargs="*", choices=AUG_NAMES + ("all",), metavar="AUG",
                    help=f"switch augmentations off: {', '.join(AUG_NAMES)} or all")
+    p.add_argument("--negatives", type=positive_int, metavar="N",
+                   help="add an 11th class, 'none', trained on N synthetic marks that are not handwritten "
+                        "digits (printed digits and text, letters, signs, rules); needs fonts, see docs/training.md")
+    p.add_argument("--init", metavar="DIR",
+                   help="start from this checkpoint's weights (fine-tune; a 10-class head grows the 'none' row)")
+    p.add_argument("--distill", type=float, metavar="W",
+                   help="with --init: weight of holding the digits to the init model's outputs "
+                        "(learning without forgetting; keeps its MNIST accuracy)")
     p.add_argument("--quick", action="store_true", help="the short recipe (about 5 minutes on 2 cores)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, mps)")

@@ -1,7 +1,8 @@
 """The model zoo: an MLP baseline and two small CNNs, all quantization-friendly.
 
 Every model takes float32 [N, 1, 28, 28] pixels in [0, 1] (white ink on black, MNIST-style)
-and returns [N, 10] logits. MNIST normalisation happens inside the model, so exported
+and returns [N, classes] logits: 10 digits, or 11 with a last "not a digit" class (`NONE_LABEL`),
+trained on marks that are not handwritten digits (`train/negatives.py`). MNIST normalisation happens inside the model, so exported
 files have the simplest possible input contract for app developers.
 """
 
@@ -17,6 +18,15 @@ ACTIVATIONS = {
     "elu": nn.ELU,
 }
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+DIGITS = [str(d) for d in range(10)]
+NONE_LABEL = "none"          # the 11th class: printed text, letters, signs, rules, specks
+
+
+def class_labels(classes: int) -> list:
+    """The label of each output: the ten digits, then "none" for an 11-class model."""
+    if classes not in (10, 11):
+        raise ValueError(f"a model has 10 or 11 classes, not {classes}")
+    return DIGITS + [NONE_LABEL] * (classes - 10)
 
 
 class Normalize(nn.Module):
@@ -34,11 +44,12 @@ class Normalize(nn.Module):
 class MLP(nn.Module):
     """The classic 784-128-10 baseline."""
 
-    def __init__(self, hidden: int = 128, activation: str = "relu", dropout: float = 0.2, **_):
+    def __init__(self, hidden: int = 128, activation: str = "relu", dropout: float = 0.2,
+                 classes: int = 10, **_):
         super().__init__()
         self.net = nn.Sequential(
             Normalize(), nn.Flatten(), nn.Linear(784, hidden), ACTIVATIONS[activation](),
-            nn.Dropout(dropout), nn.Linear(hidden, 10),
+            nn.Dropout(dropout), nn.Linear(hidden, classes),
         )
 
     def forward(self, x):
@@ -54,7 +65,7 @@ class ConvNet(nn.Module):
     """Stages of conv/BN/act blocks, pooled 28 -> 14 -> 7, then global average pooling."""
 
     def __init__(self, widths=(16, 32, 64), blocks=(2, 2, 2), activation: str = "relu",
-                 pool: str = "max", dropout: float = 0.1, **_):
+                 pool: str = "max", dropout: float = 0.1, classes: int = 10, **_):
         super().__init__()
         layers, cin = [Normalize()], 1
         for i, (w, n) in enumerate(zip(widths, blocks)):
@@ -65,7 +76,7 @@ class ConvNet(nn.Module):
                 cin = w
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(cin, 10))
+                                  nn.Linear(cin, classes))
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -84,6 +95,11 @@ def build_model(name: str, activation: str = "relu", pool: str = "max", **overri
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     cls, kwargs = MODELS[name]
     return cls(**{**kwargs, **overrides}, activation=activation, pool=pool)
+
+
+def head(model: nn.Module) -> nn.Linear:
+    """The last Linear layer (the class scores) of any model here."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
 
 
 def count_params(model: nn.Module) -> int:

@@ -1,5 +1,12 @@
 """Train a model on MNIST: seeded split, augmentation, AdamW/SGD, OneCycle/cosine,
-early stopping on validation accuracy, best checkpoint kept, resumable."""
+early stopping on validation accuracy, best checkpoint kept, resumable.
+
+With `negatives=N` the model gets an 11th class, "none", trained on N synthetic marks that are not
+handwritten digits (printed digits and text, letters, signs, rules; `negatives.py`), mixed into the
+training set; validation then scores digits and marks together. `init=DIR` starts from the weights
+of a trained checkpoint (a 10-class head grows an 11th row): the shipped cnn learns "none" in a few
+epochs instead of a full run.
+"""
 
 import json
 import math
@@ -20,7 +27,7 @@ from edgedigits.errors import EdgeDigitsError
 from . import data
 from .augment import AugmentConfig, augment
 from .checkpoint import atomic_write_text, save_checkpoint
-from .models import build_model, count_macs, count_params
+from .models import build_model, class_labels, count_macs, count_params
 
 LAST_STATE = "last.pt"
 
@@ -46,6 +53,13 @@ class Recipe:
     deterministic: bool = False
     threads: int = 0               # 0 = torch default
     augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())
+    negatives: int = 0             # synthetic "not a digit" marks in training (0 = 10 classes)
+    init: str = ""                 # start from this checkpoint's weights (fine-tuning)
+    distill: float = 0.0           # with init: hold the digits to what the init model said (LwF)
+
+    @property
+    def classes(self) -> int:
+        return 11 if self.negatives else 10
 
 
 QUICK = {"epochs": 4, "lr": 4e-3, "min_epochs": 4}
@@ -91,7 +105,23 @@ def make_scheduler(optimizer, recipe: Recipe, steps_per_epoch: int):
     raise ValueError(f"unknown schedule {recipe.schedule!r}; choose onecycle, cosine or none")
 
 
-def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, device, desc):
+def distill_loss(logits, teacher, x, T: float = 2.0):
+    """KL(teacher || student) at temperature T, scaled by T^2 (Hinton et al. 2015).
+
+    On the MNIST digits of each batch the student is held to what the STARTING model said
+    ("learning without forgetting", Li & Hoiem 2016), not only to the hard labels: that keeps
+    its behaviour on MNIST-like digits, including the doubtful ones the test set is full of,
+    while new data (a user's samples, the "none" marks) pull it elsewhere. Without it, a
+    converged model loses a few tenths of a point on MNIST test even when fine-tuned on MNIST
+    alone. Only the teacher's classes are compared (a 10-class teacher, an 11-class student).
+    """
+    with torch.no_grad():
+        target = F.softmax(teacher(x) / T, 1)
+    student = logits[:, :target.shape[1]]
+    return F.kl_div(F.log_softmax(student / T, 1), target, reduction="batchmean") * T * T
+
+
+def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, device, desc, teacher=None):
     model.train()
     perm = torch.randperm(len(x), generator=gen)
     n_batches = math.ceil(len(x) / recipe.batch_size)
@@ -104,6 +134,9 @@ def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, dev
         xb, yb = xb.to(device), yb.to(device)
         logits = model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=recipe.label_smoothing)
+        digits = yb < 10
+        if teacher is not None and digits.any():
+            loss = loss + recipe.distill * distill_loss(logits[digits], teacher, xb[digits])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -144,8 +177,9 @@ def save_state(path: Path, epoch, epochs, model, optimizer, scheduler, best_val,
 def base_config(recipe: Recipe, model, split_sizes) -> dict:
     return {
         "model": recipe.model, "activation": recipe.activation, "pool": recipe.pool,
-        "model_kwargs": {}, "params": count_params(model), "macs": count_macs(model),
-        "labels": [str(i) for i in range(10)],
+        "model_kwargs": {"classes": recipe.classes} if recipe.classes != 10 else {},
+        "params": count_params(model), "macs": count_macs(model),
+        "labels": class_labels(recipe.classes),
         "input": {"shape": [1, 28, 28], "layout": "NCHW", "dtype": "float32",
                   "range": [0.0, 1.0], "ink": "white on black",
                   "preprocess": "MNIST: fit in 20x20 keeping aspect, centre of mass at the centre of 28x28"},
@@ -153,6 +187,44 @@ def base_config(recipe: Recipe, model, split_sizes) -> dict:
         "recipe": asdict(recipe),
         "data": {"files": data.FILES, "split": split_sizes},
     }
+
+
+def init_from(model, path, log) -> None:
+    """Copy a trained checkpoint's weights into `model`; a 10-class head fills the first ten rows
+    of an 11-class one (the "none" row starts at zero)."""
+    from .checkpoint import load_checkpoint
+
+    source, config = load_checkpoint(path)
+    state = source.state_dict()
+    target = model.state_dict()
+    for name, value in state.items():
+        if name not in target:
+            raise EdgeDigitsError(f"--init {path}: a {config['model']} checkpoint does not fit this model")
+        if target[name].shape == value.shape:
+            target[name] = value
+        elif value.shape[0] == 10 and target[name].shape[0] == 11 and value.shape[1:] == target[name].shape[1:]:
+            target[name] = torch.cat([value, torch.zeros_like(value[:1])])
+        else:
+            raise EdgeDigitsError(f"--init {path}: {name} has shape {list(value.shape)}, this model "
+                                  f"{list(target[name].shape)}")
+    model.load_state_dict(target)
+    log(f"init: weights of {path} ({config['model']}, {len(config.get('labels', []))} classes)")
+
+
+def make_marks(n: int, seed: int):
+    """n uint8 crops of synthetic non-digit marks, without the letters that are written like a
+    digit (l, O, S, Z, ...): as "none" they would teach the model to refuse real 1s, 0s and 5s."""
+    from .negatives import CONFUSABLE_KINDS, KINDS, make_negatives_with_kinds
+
+    images, kinds = make_negatives_with_kinds(int(n * 1.1) + 10, seed=seed)
+    keep = ~np.isin(kinds, [KINDS.index(k) for k in CONFUSABLE_KINDS])
+    return images[keep][:n]
+
+
+def negative_split(recipe: Recipe, val_n: int):
+    """(train, val) uint8 crops of synthetic non-digit marks, seeded by the recipe."""
+    images = make_marks(recipe.negatives + val_n, seed=recipe.seed)
+    return images[:recipe.negatives], images[recipe.negatives:]
 
 
 def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bool = False,
@@ -170,8 +242,23 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     split = {"train": len(train_idx), "val": len(val_idx), "test": len(test_images), "seed": recipe.seed}
     log(f"data: {split['train']} train / {split['val']} validation (seed {recipe.seed}) / "
         f"{split['test']} test, from {data.resolve_data_dir(data_dir)}")
+    if recipe.negatives:
+        neg_train, neg_val = negative_split(recipe, max(1000, recipe.negatives // 10))
+        x_train = torch.cat([x_train, to_tensor(neg_train)])
+        y_train = torch.cat([y_train, torch.full((len(neg_train),), 10, dtype=torch.long)])
+        x_val = torch.cat([x_val, to_tensor(neg_val)])
+        y_val = torch.cat([y_val, torch.full((len(neg_val),), 10, dtype=torch.long)])
+        split.update(negatives_train=len(neg_train), negatives_val=len(neg_val))
+        log(f"negatives: {len(neg_train)} train / {len(neg_val)} validation marks that are not digits "
+            f"(class 'none')")
 
-    model = build_model(recipe.model, recipe.activation, recipe.pool).to(device)
+    model = build_model(recipe.model, recipe.activation, recipe.pool, classes=recipe.classes).to(device)
+    if recipe.init and not resume:
+        init_from(model, recipe.init, log)
+    teacher = None
+    if recipe.init and recipe.distill:
+        from .checkpoint import load_checkpoint
+        teacher = load_checkpoint(recipe.init, device)[0].eval()
     config = base_config(recipe, model, split)
     log(f"model: {recipe.model} ({recipe.activation}, {recipe.pool} pool), "
         f"{config['params']:,} parameters, {config['macs']:,} MACs")
@@ -201,7 +288,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     for epoch in range(start_epoch, recipe.epochs):
         te = time.time()
         loss, acc = train_one_epoch(model, x_train, y_train, optimizer, scheduler, recipe, aug_cfg,
-                                    gen, device, f"epoch {epoch + 1}/{recipe.epochs}")
+                                    gen, device, f"epoch {epoch + 1}/{recipe.epochs}", teacher)
         val_loss, val_acc = evaluate_split(model, x_val, y_val, device)
         history.append({"epoch": epoch + 1, "train_loss": loss, "train_acc": acc, "val_loss": val_loss,
                         "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
@@ -219,17 +306,32 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         if bad_epochs >= recipe.patience and epoch + 1 >= recipe.min_epochs:
             log(f"early stop: validation accuracy has not improved for {recipe.patience} epochs")
             break
+    x_neg = None
+    if recipe.negatives:       # marks never seen in training or validation (another seed)
+        x_neg = to_tensor(make_marks(max(1000, recipe.negatives // 10), seed=recipe.seed + 1))
     return finish(out_dir, x_test=to_tensor(test_images), y_test=torch.tensor(test_labels, dtype=torch.long),
-                  train_time=time.time() - t0, history=history, device=device, log=log)
+                  train_time=time.time() - t0, history=history, device=device, log=log, x_neg=x_neg)
 
 
-def finish(out_dir: Path, x_test, y_test, train_time, history, device, log) -> dict:
+def rejection(model, x_test, x_neg, device) -> dict:
+    """How the "none" class behaves: test digits wrongly called "none", held-out marks rejected."""
+    digits_none = (predict_logits(model, x_test, device).argmax(1) == 10).float().mean().item()
+    marks_none = (predict_logits(model, x_neg, device).argmax(1) == 10).float().mean().item()
+    return {"mnist_test_called_none": digits_none, "negatives_test_rejected": marks_none,
+            "negatives_test_n": len(x_neg)}
+
+
+def finish(out_dir: Path, x_test, y_test, train_time, history, device, log, x_neg=None) -> dict:
     """Evaluate the best checkpoint on the test set; write its config and model card."""
     from .checkpoint import CONFIG, load_checkpoint
     from .card import write_model_card
 
     model, config = load_checkpoint(out_dir, device)
     _, test_acc = evaluate_split(model, x_test, y_test, device)
+    if x_neg is not None:
+        config["rejection"] = rejection(model, x_test, x_neg, device)
+        log(f"none class: {config['rejection']['negatives_test_rejected']:.2%} of held-out marks rejected, "
+            f"{config['rejection']['mnist_test_called_none']:.2%} of MNIST test digits called none")
     config.update({"test_accuracy": test_acc, "epochs_run": len(history),
                    "train_time_s": round(train_time, 1), "peak_memory_mb": round(peak_memory_mb(), 1),
                    "torch": torch.__version__, "threads": torch.get_num_threads()})

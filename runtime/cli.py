@@ -35,6 +35,23 @@ def register(sub) -> None:
                    help="write each image with boxes, digits and probabilities drawn into DIR")
     p.add_argument("--no-page", action="store_true",
                    help="do not look for a sheet on a darker background to flatten")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="read files in N processes, output kept in input order (default: every core "
+                        "this process may use; 1 reads in this process)")
+    p.add_argument("--jsonl", type=Path, metavar="OUT",
+                   help="write one JSON line per file to OUT as it is read (in input order; a failed "
+                        "file's line has \"error\"); stdout then stays quiet unless --json is given")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="OUT exists from a stopped run: skip the files it holds, append the rest")
+    again.add_argument("--force", action="store_true", help="start OUT (or the --parquet DIR) again")
+    p.add_argument("--progress", action="store_true",
+                   help="show a progress line on stderr even when it is not a terminal")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="read on Ray Data actors: 'local' starts a local Ray, anything else joins "
+                        "that cluster ('auto', 'ray://head:10001'); needs edgedigits[scale]")
+    p.add_argument("--parquet", type=str, metavar="DIR",
+                   help="with --ray: write the results as Parquet files into DIR")
     p.set_defaults(func=recognize)
 
     p = sub.add_parser("eval-paper", help="score page reading on a folder of labelled photos",
@@ -60,6 +77,19 @@ def register(sub) -> None:
     p.add_argument("--repeat", type=positive_int, default=20, help="timed runs per image (median reported)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=bench_runtime)
+
+    p = sub.add_parser("bench-archive", help="time reading many pages on 1 and on 2 worker processes",
+                       description="Make PAGES JPEG pages (0.3-1 MP crops, scales and flips of the given "
+                                   "photos) in a temporary folder, read them all with `recognize --jsonl` "
+                                   "on each number of workers, and print pages/s and the speed-up.")
+    p.add_argument("sources", nargs="+", type=Path, metavar="PATH", help="photos, or folders of photos")
+    p.add_argument("--pages", type=positive_int, default=2000, help="pages to make and read (2000)")
+    p.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2], metavar="N",
+                   help="numbers of worker processes to time, the first is the baseline (1 2)")
+    p.add_argument("--model", type=Path, metavar="M", help="digit model (default: the shipped one)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=bench_archive)
 
 
 def image_files(paths: list):
@@ -87,40 +117,89 @@ def unique_name(folder: Path, stem: str, used: set) -> Path:
 
 
 def recognize(args) -> int:
-    from edgedigits.runtime import Recognizer, annotate, load_image, read_page
-    from edgedigits.runtime.evaluate import write_image
+    import os
 
-    rec = Recognizer(args.model, threads=args.threads, backend=args.backend)
-    failed, used = 0, set()
-    for path, error in image_files(args.paths):
-        try:
-            if error:
-                raise EdgeDigitsError(error)
-            image = load_image(path)
-            result = read_page(image, rec, page=not args.no_page)
-            if args.annotate:
-                write_image(unique_name(args.annotate, path.stem, used), annotate(image, result))
-        except Exception as e:       # one bad file never stops the batch, and is one line
-            if isinstance(e, EdgeDigitsError):
-                message = str(e)
-            elif isinstance(e, OSError):
-                message = f"{e.filename or path}: {e.strerror or e}"
-            else:
-                message = f"{path}: unexpected {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-            print(f"edgedigits recognize: error: {message}", file=sys.stderr)
-            failed += 1
-            continue
-        if args.json:
-            print(json.dumps({"file": str(path), **result.as_dict(), "model": rec.model_id,
-                              "timings_ms": result.timings}), flush=True)
+    from edgedigits.runtime import Recognizer
+    from edgedigits.runtime import archive
+
+    if (args.resume or args.force) and not (args.jsonl or args.parquet):
+        raise EdgeDigitsError("--resume and --force go with --jsonl OUT (or --parquet DIR)")
+    if args.parquet and not args.ray:
+        raise EdgeDigitsError("--parquet needs --ray (without Ray, write --jsonl)")
+    if args.parquet and (args.jsonl or args.resume):
+        raise EdgeDigitsError("--parquet writes the whole run at once: no --jsonl or --resume with it")
+    if args.ray:
+        import logging
+
+        archive.import_ray()                                 # one line on how to install it, now
+        logging.getLogger("ray.data").setLevel(logging.ERROR)   # its INFO lines would bury ours
+    replace = args.parquet and "://" not in args.parquet and os.path.isdir(args.parquet) \
+        and any(Path(args.parquet).iterdir())
+    if replace and not args.force:
+        raise EdgeDigitsError(f"{args.parquet} is not empty: add --force to replace its .parquet files")
+
+    rec = Recognizer(args.model, threads=args.threads, backend=args.backend)   # the model is checked here
+    if replace:
+        for old in Path(args.parquet).glob("*.parquet"):
+            old.unlink()
+    out = archive.JsonlWriter(args.jsonl, resume=args.resume, force=args.force) if args.jsonl else None
+    to_file = bool(args.jsonl or args.parquet)
+    started_ray, progress = False, None
+    failed = earlier = 0
+    try:
+        jobs = archive.plan(args.paths, args.annotate)
+        done = out.done if out else {}
+        todo = [j for j in jobs if j[0] not in done]
+        earlier = sum(1 for j in jobs if done.get(j[0]))         # failed in the run being resumed
+        progress = archive.Progress(len(todo), enabled=args.progress or sys.stderr.isatty())
+        if args.ray:
+            started_ray = archive.ray_connect(args.ray)
+            ds = archive.ray_read_jobs(todo, workers=args.workers, recognizer=rec, page=not args.no_page,
+                                       progress_bars=bool(args.parquet) and progress.enabled) if todo else None
+            if args.parquet:
+                if ds is not None:
+                    ds.write_parquet(args.parquet)
+                    for file, error in archive.parquet_errors(args.parquet):
+                        print(f"edgedigits recognize: error: {error}", file=sys.stderr)
+                        failed += 1
+                print(f"edgedigits recognize: {len(todo)} files read into {args.parquet}, {failed} failed",
+                      file=sys.stderr)
+                return 1 if failed else 0
+            records = archive.ray_records(ds) if ds is not None else iter(())
         else:
-            print(path)
-            for line in result.lines:
-                print(f"  {line}")
-            if not result.lines:
-                print("  (no digits)")
-            sys.stdout.flush()
-    return 1 if failed else 0
+            records = archive.read_jobs(todo, workers=args.workers, recognizer=rec, page=not args.no_page)
+        for record in records:
+            if "error" in record:
+                failed += 1
+                progress.print(f"edgedigits recognize: error: {record['error']}")
+            if out:
+                out.write(record)
+            if "error" not in record and (args.json or not to_file):
+                progress.clear()
+                if args.json:
+                    print(json.dumps(record), flush=True)
+                else:
+                    print(record["file"])
+                    for line in record["lines"]:
+                        print(f"  {line}")
+                    if not record["lines"]:
+                        print("  (no digits)")
+                    sys.stdout.flush()
+            progress.update()
+    finally:
+        if progress:
+            progress.close()
+        if out:
+            out.close()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    if out:
+        before = f", {len(jobs) - len(todo)} already there ({earlier} of them failed)" if out.done else ""
+        print(f"edgedigits recognize: {len(todo)} files read into {args.jsonl}, {failed} failed{before}",
+              file=sys.stderr)
+    return 1 if failed or earlier else 0
 
 
 def eval_paper(args) -> int:
@@ -156,7 +235,7 @@ def eval_paper(args) -> int:
     return 1 if errors or report["digit_accuracy"] < args.min_accuracy else 0
 
 
-STAGES = ("prepare", "page", "ink", "lines", "classify", "total")
+STAGES = ("prepare", "page", "measure", "ink", "lines", "classify", "total")
 
 
 def bench_runtime(args) -> int:
@@ -200,4 +279,41 @@ def bench_runtime(args) -> int:
         print(f"{Path(r['file']).name:<28} {size:>9} {r['digits']:>6} "
               + " ".join(f"{r['ms'][k]:>8.1f}" for k in STAGES)
               + f" {r['min_total_ms']:>7.1f} {r['cpu_ms']:>7.1f}")
+    return 0
+
+
+def bench_archive(args) -> int:
+    import tempfile
+    import time
+
+    from edgedigits.runtime import archive
+
+    sources = []
+    for path, error in image_files(args.sources):
+        if error:
+            raise EdgeDigitsError(error)
+        sources.append(path)
+    with tempfile.TemporaryDirectory(prefix="edgedigits-pages-") as tmp:
+        t0 = time.perf_counter()
+        pages = archive.make_pages(sources, tmp, args.pages)
+        made = time.perf_counter() - t0
+        report = archive.bench(pages, args.workers, model=args.model, backend=args.backend)
+    report["make_pages_s"] = round(made, 2)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['pages']} pages (0.3-1 MP JPEG from {len(sources)} photos, made in {made:.1f} s), "
+          f"{report['model']} on {report['backend']}, {report['cores']} cores available")
+    print(f"{'workers':>7} {'seconds':>8} {'pages/s':>8} {'per worker':>10} {'speed-up':>8} {'1st page s':>10} "
+          f"{'CPU ms/page':>11} {'cores used':>10} {'load avg':>8}  same lines")
+    def show(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in report["rows"]:
+        print(f"{r['workers']:>7} {r['seconds']:>8.2f} {r['pages_per_s']:>8.1f} {r['pages_per_s_per_worker']:>10.1f} "
+              f"{r['speedup']:>7.2f}x {r['first_page_s']:>10.2f} {show(r['cpu_ms_per_page'], '.1f'):>11} "
+              f"{show(r['cores_used'], '.2f'):>10} {show(r['load_before'], '.2f'):>8}  "
+              f"{'yes' if r['same_lines'] else 'NO'}")
+    print("cores used = CPU seconds / wall seconds; below the number of workers when other work had the "
+          "cores too (load avg: the 1-minute load before the run)")
     return 0

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .ink import Blob, Geometry, Ink
+from .rules import Rules
 from .normalize import normalize_digit
 
 
@@ -30,8 +31,8 @@ class Digit:
 @dataclass
 class Mark:
     """Something on the page that is not a handwritten digit, and why: "none" (the classifier:
-    printed text or digits, letters, signs), "printed" (a page-level style shared with "none"
-    marks), "doubtful", "speck", "texture", "desk", "edge", "too tall"."""
+    printed text or digits, letters, signs), "in a word" (a doubtful digit touching a "none"
+    mark), "doubtful", "texture", "desk", "edge", "too tall"."""
     box: tuple
     kind: str
 
@@ -66,15 +67,17 @@ def group_lines(blobs: list, geom: Geometry, line_gap: float, rules=None) -> lis
     paper) form one line, however wide their gaps. The others are taken left to right and each
     joins the line whose last blobs sit at its height (within 0.6 digit heights), so slightly
     slanted lines still chain; a gap wider than `line_gap` digit heights ends a line (two
-    columns of writing become two lines).
+    columns of writing become two lines), unless a table's vertical rule runs through it (the
+    columns of one table row).
     """
     H = geom.height
+    rows, columns = (rules.rows, rules.columns) if rules else ([], [])
     banded, free = {}, []
     for b in blobs:
-        band = row_band(b, rules, H)
+        band = row_band(b, rows, H)
         if band:
             cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
-            column = rules.between(rules.vertical, cy, cx)
+            column = Rules.between(columns, cy, cx)
             b.cell = (band, (round(column[0]), round(column[1])) if column else None)
             banded.setdefault(band, []).append(b)
         else:
@@ -85,7 +88,7 @@ def group_lines(blobs: list, geom: Geometry, line_gap: float, rules=None) -> lis
         best, dist = None, 0.6 * H
         for n, (ln, ys) in enumerate(zip(chains, levels)):
             d = abs(sum(ys[-3:]) / len(ys[-3:]) - y)
-            if d < dist and b.x0 - ln[-1].x1 <= line_gap * H:
+            if d < dist and (b.x0 - ln[-1].x1 <= line_gap * H or ruled_gap(ln[-1], b, columns)):
                 best, dist = n, d
         if best is None:
             chains.append([b])
@@ -96,24 +99,31 @@ def group_lines(blobs: list, geom: Geometry, line_gap: float, rules=None) -> lis
     lines = [Line(ln).measure() for ln in chains]
     lines += [Line(sorted(bs, key=lambda b: b.x0), band=band).measure() for band, bs in banded.items()]
     lines.sort(key=lambda ln: ln.top + ln.height / 2)
-    rows = []                                       # lines side by side at the same height
+    side_by_side = []                               # lines side by side at the same height
     for ln in lines:
         mid = ln.top + ln.height / 2
-        if rows and abs(rows[-1][0] - mid) < 0.6 * H and not (ln.band and rows[-1][1][-1].band):
-            rows[-1][1].append(ln)
+        if side_by_side and abs(side_by_side[-1][0] - mid) < 0.6 * H:
+            side_by_side[-1][1].append(ln)
         else:
-            rows.append([mid, [ln]])
-    return [ln for _, row in rows for ln in sorted(row, key=lambda ln: ln.blobs[0].x0)]
+            side_by_side.append([mid, [ln]])
+    return [ln for _, row in side_by_side for ln in sorted(row, key=lambda ln: ln.blobs[0].x0)]
 
 
-def row_band(b: Blob, rules, height: float):
-    """The band between the horizontal rules above and below a blob, if it is a band that holds
-    one line of digits (0.8 to 4 digit heights tall) and the blob lies within it."""
-    if not rules or not rules.horizontal:
+def ruled_gap(a: Blob, b: Blob, columns: list) -> bool:
+    """Whether a vertical rule (of `columns`) runs between blobs a and b (left to right) across
+    both: they sit in two columns of one table."""
+    top, bottom = min(a.y0, b.y0), max(a.y1, b.y1)
+    return any(a.x1 <= r.at <= b.x0 and r.start <= top and r.end >= bottom for r in columns)
+
+
+def row_band(b: Blob, rows: list, height: float):
+    """The band between the horizontal rules (of `rows`) above and below a blob, if it is a band
+    that holds one line of digits (0.8 to 2.5 digit heights tall) and the blob lies within it."""
+    if not rows:
         return None
     cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
-    band = rules.between(rules.horizontal, cx, cy)
-    if band is None or not 0.8 * height <= band[1] - band[0] <= 4 * height:
+    band = Rules.between(rows, cx, cy)
+    if band is None or not 0.8 * height <= band[1] - band[0] <= 2.5 * height:
         return None
     return (round(band[0]), round(band[1]))
 
@@ -327,18 +337,30 @@ def best_path(n: int, segs: dict, pieces: list, probs: np.ndarray, line: Line, w
     return path[::-1]
 
 
-def finish_lines(reads: list, labels: list, opt):
-    """Set aside what is not a digit (the classifier's "none", doubtful shapes), sort each line left
-    to right, renumber lines, make strings. Returns (digits, line strings, [(read, kind)])."""
+def best_digit(probs: np.ndarray, labels: list) -> int:
+    """The index of the likeliest digit label (an 11-class model's "none" left out)."""
+    digit = digit_columns(labels)
+    return int(np.flatnonzero(digit)[probs[digit].argmax()])
+
+
+def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
+    """Set aside what is not a digit (the classifier's "none" above `none_threshold`, doubtful
+    shapes), sort each line left to right, renumber lines, make strings.
+    Returns (digits, line strings, [(read, kind)])."""
     digit = digit_columns(labels)
     keep, rejected = [], []
     for r in reads:
-        if not digit[int(r.probs.argmax())]:
+        if (~digit).any() and r.probs[~digit].sum() > none_threshold:
             rejected.append((r, "none"))
         elif r.odd and r.probs[digit].max() < opt.reject:
             rejected.append((r, "doubtful"))
         else:
             keep.append(r)
+    if not digit.all():                   # a model that knows "none": doubtful pieces of words
+        nones = [r for r, kind in rejected if kind == "none"]
+        in_word = [r for r in keep if r.probs[digit].max() < IN_WORD and touches(r, nones)]
+        keep = [r for r in keep if r not in in_word]
+        rejected += [(r, "in a word") for r in in_word]
     by_line = {}
     for r in keep:
         by_line.setdefault(r.line, []).append(r)
@@ -348,9 +370,24 @@ def finish_lines(reads: list, labels: list, opt):
         for r in ln:
             r.line = n
         ordered.extend(ln)
-        texts.append("".join(labels[int(r.probs.argmax())] for r in ln))
+        texts.append("".join(labels[best_digit(r.probs, labels)] for r in ln))
     number_cells(ordered)
     return ordered, texts, rejected
+
+
+IN_WORD = 0.8          # a digit read less surely than this, touching a "none" mark, is a letter
+
+
+def touches(r: Read, others: list) -> bool:
+    """Whether a mark of `others` stands right beside r on its line (a gap under a third of r's
+    height, overlapping it in height): r is then part of a word, not a number."""
+    h = r.y1 - r.y0
+    for o in others:
+        if o.line != r.line or min(r.y1, o.y1) - max(r.y0, o.y0) < 0.3 * h:
+            continue
+        if -0.5 * h < max(o.x0 - r.x1, r.x0 - o.x1) < 0.34 * h:
+            return True
+    return False
 
 
 def number_cells(reads: list) -> None:
@@ -376,7 +413,7 @@ def to_digits(image: np.ndarray, reads: list, to_input, labels: list, opt) -> li
     for r, c in zip(reads, corners):
         x0, y0 = np.clip(np.floor(c.min(0)), 0, [w - 1, h - 1]).astype(int)
         x1, y1 = np.clip(np.ceil(c.max(0)), [x0 + 1, y0 + 1], [w, h]).astype(int)
-        k = int(r.probs.argmax())
+        k = best_digit(r.probs, labels)
         prob = float(r.probs[k])
         out.append(Digit((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), r.line, labels[k], prob,
                          prob < opt.low_confidence, r.crop28, image[y0:y1, x0:x1].copy(), r.cell))

@@ -55,6 +55,9 @@ def per_label(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take(table.astype(np.uint8), labels)
 
 
+STRONG = 3.0         # certain ink: at least this many times as far below the paper as faint ink
+
+
 # --- ink ----------------------------------------------------------------------------------------
 
 def flatten_light(gray: np.ndarray, window: float):
@@ -81,8 +84,9 @@ def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
     The paper's level and noise are the median and the median absolute deviation (ink is a small
     fraction of a page) of the pixels `on_paper` (a dark, noisy desk would inflate them), read
     off the histogram. Weak (faint ink) = 5 noise widths below the paper and at least 8% darker;
-    strong (certain ink) = 30% of the way from paper to the darkest ink (pencil beside printed
-    black ink still holds certain ink).
+    strong (certain ink) = halfway between paper and darkest ink, or `STRONG` times as far below
+    the paper as faint ink where that is lighter (grey pencil beside black print or a dark desk
+    still holds certain ink).
     """
     hist = cv2.calcHist([flat], [0], on_paper, [256], [0, 256]).ravel()
     if hist.sum() == 0:
@@ -94,7 +98,7 @@ def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
     noise = 1.4826 * float(mad)
     weak = paper - max(5 * noise, 0.08 * paper, 6)
     darkest = float(np.searchsorted(cdf, 0.002))
-    strong = min(weak - 1, (paper + darkest) / 2)
+    strong = min(weak - 1, max((paper + darkest) / 2, paper - STRONG * (paper - weak)))
     return weak, strong, paper, darkest
 
 
@@ -194,9 +198,10 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     blobs = keep(blobs, lambda b: b.clutter <= MAX_CLUTTER, "texture", dropped)
     height = typical_height(blobs, h, w)
     geom = Geometry(height, stroke, (h, w))
-    # the sheet's edge, shadows and desk: too tall for a digit, or large and cut by the border
+    # the sheet's edge, shadows and desk: too tall for a digit, large or a sliver, cut by the border
     blobs = keep(blobs, lambda b: b.h <= 3.5 * height, "too tall", dropped)
-    blobs = keep(blobs, lambda b: not (b.touches_edge and max(b.h, b.w) > 1.5 * height), "edge", dropped)
+    blobs = keep(blobs, lambda b: not (b.touches_edge and (max(b.h, b.w) > 1.5 * height
+                                                          or min(b.h, b.w) < 0.2 * height)), "edge", dropped)
     blobs = merge_pieces(blobs, geom)
     blobs = keep(blobs, lambda b: max(b.h, b.w) >= 0.25 * height, "speck", dropped)
     return blobs, Ink(labels, flat, paper, darkest), geom, rules, dropped

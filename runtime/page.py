@@ -41,7 +41,7 @@ from edgedigits.errors import EdgeDigitsError
 
 from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import downscale, find_blobs
-from .rules import rotation, writing_angle
+from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 
 
 @dataclass
@@ -114,13 +114,13 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
 
     digits, texts, marks, turn = [], [], [], 0.0
     if min(gray.shape) >= 8:
-        probe, height, turn, doubtful = measure(gray, corners, opt)
-        clock.lap("ink")
+        probe, height, turn, doubtful, grid = measure(gray, corners, opt)
+        clock.lap("measure")
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
             if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
                 zoom = probe
-            page, to_gray_px = page_view(gray, corners, zoom, turn)
+            page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
             blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
             clock.lap("ink")
             lines = group_lines(blobs, geom, opt.line_gap, rules)
@@ -129,11 +129,11 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             quarter = best_quarter(reads, recognizer) if doubtful else 0
             if quarter:                                  # the writing runs another way: turn it
                 turn = ((turn + 90 * quarter + 180) % 360) - 180
-                page, to_gray_px = page_view(gray, corners, zoom, turn)
+                page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
                 blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
                 lines = group_lines(blobs, geom, opt.line_gap, rules)
                 reads = classify_blobs(lines, ink, geom, recognizer, opt)
-            reads, texts, rejected = finish_lines(reads, recognizer.labels, opt)
+            reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
 
             def to_input(points):        # page pixels -> input image pixels
                 return cv2.perspectiveTransform(np.float32(points)[None], to_gray_px)[0] / scale
@@ -147,24 +147,31 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
 
 def measure(gray: np.ndarray, corners, opt):
     """(probe zoom, digit height at that zoom or 0 if there is no writing, turn in degrees,
-    whether the direction is doubtful): the writing measured on a view of the page at most 600 px
-    wide, and its skew (see `rules.writing_angle`)."""
+    whether the direction is doubtful, the corners of a ruled grid in gray's pixels or None):
+    the writing measured on a view of the page at most 600 px wide, its skew (see
+    `rules.writing_angle`) and the border of its largest table or grid (`rules.find_grid`)."""
     probe = min(1.0, 600 / max(gray.shape))
-    page, _ = page_view(gray, corners, probe)
-    blobs, ink, geom, _, _ = find_blobs(page, probe_rules(page, opt))
+    page, to_gray_px = page_view(gray, corners, probe)
+    blobs, ink, geom, rules, _ = find_blobs(page, probe_rules(page, opt))
     if probe < 1 and (not blobs or geom.height < 8):     # too small to measure: look closer
         probe = 1.0
-        page, _ = page_view(gray, corners, probe)
-        blobs, ink, geom, _, _ = find_blobs(page, probe_rules(page, opt))
+        page, to_gray_px = page_view(gray, corners, probe)
+        blobs, ink, geom, rules, _ = find_blobs(page, probe_rules(page, opt))
     if not blobs or geom.height < 6 * probe:              # specks, not writing
-        return probe, 0.0, 0.0, False
-    turn, doubtful = 0.0, False
+        return probe, 0.0, 0.0, False, None
+    turn, doubtful, grid = 0.0, False, None
     if opt.deskew:
-        turn, doubtful = writing_angle(blobs, (ink.labels > 0).astype(np.uint8), geom.height,
-                                       flattened=corners is not None)
+        ink_mask = (ink.labels > 0).astype(np.uint8)
+        if rules:                                         # the rules taken out are the best guide
+            ink_mask |= rules.mask
+            grid = find_grid(rules, page.shape)
+        turn, doubtful = writing_angle(blobs, ink_mask, geom.height, flattened=corners is not None)
+        if grid is not None:                              # squared by its own rules
+            grid = cv2.perspectiveTransform(grid[None], to_gray_px)[0]
+            turn = 0.0
         if abs(turn) < 1.0:                               # not worth a resampling
             turn = 0.0
-    return probe, geom.height, turn, doubtful
+    return probe, geom.height, turn, doubtful, grid
 
 
 def probe_rules(page: np.ndarray, opt) -> float:
@@ -246,16 +253,6 @@ def to_gray(image: np.ndarray, max_side: int):
 
 # --- page ---------------------------------------------------------------------------------------
 
-def order_corners(pts: np.ndarray) -> np.ndarray:
-    """Corners as top-left, top-right, bottom-right, bottom-left."""
-    pts = pts.reshape(4, 2).astype(np.float32)
-    c = pts.mean(0)
-    angles = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
-    pts = pts[np.argsort(angles)]                      # clockwise from the left (image y down)
-    start = np.argmin(pts.sum(1))                      # top-left: smallest x + y
-    return np.roll(pts, -start, axis=0)
-
-
 def find_page(gray: np.ndarray):
     """Corners (4x2, gray's pixels) of a bright sheet clearly lit above a darker desk, else None.
 
@@ -284,32 +281,34 @@ def find_page(gray: np.ndarray):
     if not contours:
         return None
     sheet = max(contours, key=cv2.contourArea)
-    hull = cv2.convexHull(sheet)
-    quad = None
-    for eps in (0.02, 0.03, 0.04, 0.06, 0.08, 0.1):
-        approx = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
-        if len(approx) == 4:
-            quad = approx
-            break
-        if len(approx) < 4:
-            break
-    if quad is None:
+    quad = quadrilateral(sheet)
+    if quad is None or not rectangle_like(quad) or on_border(quad, thumb.shape):
         return None
     area = cv2.contourArea(quad)
     if not 0.04 <= area / thumb.size <= 0.9 or cv2.contourArea(sheet) < 0.85 * area:
         return None
     inside = np.zeros_like(thumb)
-    cv2.fillPoly(inside, [quad], 255)
+    cv2.fillPoly(inside, [np.round(quad).astype(np.int32)], 255)
     if t[inside == 0].mean() > 0.5 * t[inside > 0].mean():
         return None
     return order_corners(quad) / s
 
 
-def page_view(gray: np.ndarray, corners, zoom: float, turn: float = 0.0):
-    """The page at `zoom` times `gray`'s resolution: the sheet flattened to a rectangle if its
-    corners are given, else the whole image, turned by `turn` degrees (counter-clockwise) so that
+def on_border(quad: np.ndarray, shape: tuple, margin: float = 0.015) -> bool:
+    """Whether two corners lie on the photo's border: the sheet runs out of the picture (or a
+    shadow's edge was taken for its edge), so there is no whole sheet to flatten."""
+    h, w = shape[:2]
+    x, y = quad[:, 0], quad[:, 1]
+    m = margin * max(h, w)
+    return int(((x <= m) | (y <= m) | (x >= w - 1 - m) | (y >= h - 1 - m)).sum()) >= 2
+
+
+def page_view(gray: np.ndarray, corners, zoom: float, turn: float = 0.0, grid=None):
+    """The page at `zoom` times `gray`'s resolution: the photo warped so that a `grid` (4x2
+    corners in gray's pixels) is a rectangle, else the sheet flattened to a rectangle if its
+    corners are given, else the whole image; turned by `turn` degrees (counter-clockwise) so that
     its writing runs left to right. Returns (page, homography page px -> gray px)."""
-    page, to_gray = flat_view(gray, corners, zoom)
+    page, to_gray = grid_view(gray, grid, zoom) if grid is not None else flat_view(gray, corners, zoom)
     if not turn:
         return page, to_gray
     m, size = rotation(page.shape, turn)
@@ -317,6 +316,32 @@ def page_view(gray: np.ndarray, corners, zoom: float, turn: float = 0.0):
     turned = cv2.warpAffine(page, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=paper)
     return turned, to_gray @ np.linalg.inv(np.vstack([m, [0, 0, 1]]))
+
+
+def grid_view(gray: np.ndarray, grid: np.ndarray, zoom: float, margin: float = 0.6):
+    """The photo warped by the homography that makes `grid` a rectangle at `zoom` (the plane of
+    the sheet seen square on), kept to `margin` of the grid's size around it (what lies around a
+    table on the same sheet: a title, a time written under a sudoku)."""
+    if zoom < 0.75:                  # shrink first (anti-aliased), then warp
+        h, w = gray.shape
+        small = downscale(gray, (max(1, round(w * zoom)), max(1, round(h * zoom))))
+        shrink = np.diag([w / small.shape[1], h / small.shape[0], 1.0])
+        page, to_small = grid_view(small, grid / np.diag(shrink)[:2], 1.0, margin)
+        return page, shrink @ to_small
+    tl, tr, br, bl = grid.astype(np.float32)
+    width = zoom * (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2
+    height = zoom * (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
+    square = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    to_page = cv2.getPerspectiveTransform(grid.astype(np.float32), square)
+    h, w = gray.shape
+    photo = cv2.perspectiveTransform(np.float32([[[0, 0], [w, 0], [w, h], [0, h]]]), to_page)[0]
+    x0, y0 = np.maximum(photo.min(0), [-margin * width, -margin * height])
+    x1, y1 = np.minimum(photo.max(0), [(1 + margin) * width, (1 + margin) * height])
+    to_page = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ to_page
+    paper = float(np.median(gray[::8, ::8]))
+    page = cv2.warpPerspective(gray, to_page, (max(1, int(x1 - x0)), max(1, int(y1 - y0))),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+    return page, np.linalg.inv(to_page)
 
 
 def flat_view(gray: np.ndarray, corners, zoom: float):

@@ -311,6 +311,8 @@ class Recognizer:
         self.backend = self._model.name
         self.metadata = meta
         self.labels = [str(s) for s in meta.get("labels", LABELS)]
+        # an 11-class model calls a mark "none" (not a digit) above this probability
+        self.none_threshold = float(meta.get("output", {}).get("none_threshold", 0.5))
         self.layout = self._layout(self._model.shape)
         self.logits = meta.get("output", {}).get("kind", "auto")
         self._check()

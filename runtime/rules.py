@@ -11,6 +11,9 @@ writing_angle   the skew of the page, from its long straight lines (Hough) or el
 find_rules      the long horizontal and vertical lines of the ink mask (a morphological opening
                 with a kernel longer than any digit stroke), taken out of the mask; a digit stroke
                 that crosses a rule is put back (the rule's pixels with ink just above and below).
+find_grid       the outer border of the largest ruled quadrilateral (a sudoku, a table): the
+                page is warped so that it is a rectangle, which squares a grid photographed at
+                an angle (its rules then run straight along the view's rows and columns).
 Rules.between   the band between two horizontal rules that holds a mark (its row) and the cell
                 between two vertical rules (its column): a digit in a table or a sudoku belongs to
                 its cell's row, however wide the gaps between the digits of that row.
@@ -51,8 +54,33 @@ def peak(angles: np.ndarray, weights: np.ndarray, period: float) -> tuple:
     return float(centre), smooth
 
 
+def profile_skew(points: np.ndarray, height: float, limit: float = 45.0) -> float:
+    """The angle of the lines of writing through `points` (mark centres): the direction along
+    which their projection piles up in the fewest, fullest bins a third of a digit high (the
+    projection-profile method; robust to digits jumping up and down within a line)."""
+    best, best_score = 0.0, -1.0
+    for coarse in (True, False):
+        grid = np.arange(-limit, limit + 0.1, 1.0) if coarse else np.arange(best - 1, best + 1.01, 0.1)
+        for a in grid:
+            t = np.radians(a)
+            across = points[:, 1] * np.cos(t) - points[:, 0] * np.sin(t)
+            counts = np.bincount(((across - across.min()) / max(height / 3, 1.0)).astype(int))
+            score = float((counts.astype(np.float64) ** 2).sum())
+            if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and abs(a) < abs(best)):
+                best, best_score = float(a), score
+    return best
+
+
 def line_angles(mask: np.ndarray, min_length: float):
-    """Angles (degrees, 0..180) and lengths of the long straight segments of a binary mask."""
+    """Angles (degrees, 0..180) and lengths of the long straight segments of a binary mask.
+
+    Hough's probabilistic transform is run on the mask shrunk to at most 400 px (a pixel there
+    pools a 2x2 block or more), where it costs a few milliseconds instead of tens."""
+    scale = min(1.0, 400 / max(mask.shape))
+    if scale < 1:
+        size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+        mask = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+        min_length *= scale
     segments = cv2.HoughLinesP(mask, 1, np.pi / 360, threshold=int(min_length / 2),
                                minLineLength=min_length, maxLineGap=max(2, min_length / 20))
     if segments is None:
@@ -82,8 +110,10 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
         angles, weights = neighbour_angles(points)
     if lengths.size >= 3:
         skew, _ = peak(rules % 90, lengths, 90)
-    elif angles.size >= 40 and not flattened:          # 20 marks: fewer give a noisy angle
-        skew, _ = peak(angles % 90, weights, 90)
+        near = np.abs(((rules - skew + 45) % 90) - 45) < 3     # the segments that agree: refine
+        skew += float(np.average(((rules[near] - skew + 45) % 90) - 45, weights=lengths[near]))
+    elif len(marks) >= 12 and not flattened:
+        skew = profile_skew(points, height)
     elif angles.size >= 6:
         skew = 0.0
     else:
@@ -107,14 +137,106 @@ def rotation(shape: tuple, degrees: float):
     return m, (nw, nh)
 
 
+def rectangle_like(quad: np.ndarray, slack: float = 35.0) -> bool:
+    """Whether four corners can be a photographed rectangle: every corner's angle within `slack`
+    degrees of square (a shadow's edge across a sheet makes a sliver, not a sheet)."""
+    q = quad.astype(np.float64)
+    for i in range(4):
+        a, b = q[i - 1] - q[i], q[(i + 1) % 4] - q[i]
+        cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-9)
+        if abs(np.degrees(np.arccos(np.clip(cos, -1, 1))) - 90) > slack:
+            return False
+    return True
+
+
+def quadrilateral(contour: np.ndarray):
+    """The contour's convex hull simplified to 4 corners (the loosest tolerance that gives 4),
+    or None."""
+    hull = cv2.convexHull(contour)
+    for eps in (0.02, 0.03, 0.04, 0.06, 0.08, 0.1):
+        approx = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
+        if len(approx) == 4:
+            return approx.reshape(4, 2).astype(np.float32)
+        if len(approx) < 4:
+            return None
+    return None
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """Corners as top-left, top-right, bottom-right, bottom-left."""
+    pts = pts.reshape(4, 2).astype(np.float32)
+    c = pts.mean(0)
+    angles = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(angles)]                      # clockwise from the left (image y down)
+    start = np.argmin(pts.sum(1))                      # top-left: smallest x + y
+    return np.roll(pts, -start, axis=0)
+
+
+def side_coverage(mask: np.ndarray, a: np.ndarray, b: np.ndarray, n: int = 40) -> float:
+    """The share of n points along the segment a-b (ends left out) that fall on the mask."""
+    t = np.linspace(0.05, 0.95, n)[:, None]
+    pts = np.round(a + t * (b - a)).astype(int)
+    x = np.clip(pts[:, 0], 0, mask.shape[1] - 1)
+    y = np.clip(pts[:, 1], 0, mask.shape[0] - 1)
+    return float((mask[y, x] > 0).mean())
+
+
+def find_grid(rules, shape: tuple, min_share: float = 0.05):
+    """Corners (4x2: top-left, top-right, bottom-right, bottom-left) of a table or grid: where the
+    outermost of its long thin horizontal and vertical rules meet (each rule's own tilt is
+    followed, so a grid photographed at an angle gives its true quadrilateral), or None. At least
+    three rules each way, a shape like a photographed rectangle covering `min_share` of the view."""
+    def grid_rules(found):
+        longest = max((r.end - r.start for r in found), default=0)
+        return sorted((r for r in found if r.end - r.start >= 0.5 * longest), key=lambda r: r.at)
+
+    def crossed(found, others):              # rules that cross at least three of the others
+        return [r for r in found if sum(o.start - 2 <= r.at <= o.end + 2 and r.start - 2 <= o.at <= r.end + 2
+                                        for o in others) >= 3]
+
+    hor, ver = thin(rules.horizontal), thin(rules.vertical)
+    hor, ver = crossed(hor, ver), crossed(ver, hor)
+    hor, ver = grid_rules(crossed(hor, ver)), grid_rules(crossed(ver, hor))
+    if len(hor) < 3 or len(ver) < 3:
+        return None
+    corners = [crossing(h, v) for h, v in ((hor[0], ver[0]), (hor[0], ver[-1]), (hor[-1], ver[-1]),
+                                           (hor[-1], ver[0]))]
+    quad = np.float32(corners)
+    if not np.isfinite(quad).all() or not rectangle_like(quad, 25):
+        return None
+    if cv2.contourArea(quad) < min_share * shape[0] * shape[1]:
+        return None
+    return quad
+
+
+def crossing(h: "Rule", v: "Rule") -> tuple:
+    """Where a horizontal and a vertical rule (as straight lines) cross."""
+    # y = h.at + h.slope * (x - hm);  x = v.at + v.slope * (y - vm)
+    hm, vm = (h.start + h.end) / 2, (v.start + v.end) / 2
+    denom = 1 - h.slope * v.slope
+    if abs(denom) < 1e-6:
+        return (np.nan, np.nan)
+    x = (v.at + v.slope * (h.at - h.slope * hm - vm)) / denom
+    return (float(x), float(h.at + h.slope * (x - hm)))
+
+
 # --- rules and grids ------------------------------------------------------------------------------
 
 @dataclass
 class Rule:
-    """A straight line on the page: horizontal (at y from x0 to x1) or vertical (at x, y0..y1)."""
+    """A straight line on the page: horizontal (at y from x0 to x1) or vertical (at x, y0..y1);
+    `slope` is its tilt (dy/dx, or dx/dy for a vertical one) and `width` its thickness (px)."""
     at: float
     start: int
     end: int
+    slope: float = 0.0
+    width: float = 1.0
+
+    def point(self, t: float, horizontal: bool) -> tuple:
+        """The (x, y) point of the rule at position t along it."""
+        mid = (self.start + self.end) / 2
+        across = self.at + self.slope * (t - mid)
+        return (t, across) if horizontal else (across, t)
 
 
 @dataclass
@@ -126,6 +248,16 @@ class Rules:
 
     def __bool__(self):
         return bool(self.horizontal or self.vertical)
+
+    @property
+    def rows(self) -> list:
+        """The horizontal rules, each spanning its table (see `spread`): what bounds a row."""
+        return spread(self.horizontal)
+
+    @property
+    def columns(self) -> list:
+        """The vertical rules, each spanning its table: what bounds a column."""
+        return spread(self.vertical)
 
     @staticmethod
     def between(rules: list, along: float, across: float) -> tuple | None:
@@ -140,7 +272,7 @@ class Rules:
 def runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     """Pixels of `mask` on straight runs at least `length` long (slightly tilted ones included:
     the mask is thickened across the run before the opening, then cut back to the ink)."""
-    across = (1, 3) if horizontal else (3, 1)                  # kernel sizes are (w, h)
+    across = (1, 5) if horizontal else (5, 1)                  # kernel sizes are (w, h)
     along = (length, 1) if horizontal else (1, length)
     thick = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, across))
     opened = cv2.morphologyEx(thick, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, along))
@@ -149,13 +281,39 @@ def runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
 
 def rule_list(lines: np.ndarray, length: int, horizontal: bool) -> list:
     """One Rule per connected run of line pixels at least `length` long."""
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(lines, connectivity=8)
     out = []
     for i in range(1, n):
-        x, y, w, h = stats[i, :4]
-        if (w if horizontal else h) >= length:
+        x, y, w, h, area = stats[i]
+        run = w if horizontal else h
+        if run >= length:
+            m = cv2.moments((labels[y:y + h, x:x + w] == i).astype(np.uint8), binaryImage=True)
+            slope = m["mu11"] / max(m["mu20"] if horizontal else m["mu02"], 1e-9)
             at = centroids[i, 1] if horizontal else centroids[i, 0]
-            out.append(Rule(float(at), int(x if horizontal else y), int(x + w if horizontal else y + h)))
+            out.append(Rule(float(at), int(x if horizontal else y), int(x + run if horizontal else y + run),
+                            float(slope), float(area) / run))
+    return out
+
+
+def thin(rules: list) -> list:
+    """The rules no thicker than 2.5 times the typical one (a shadow's or a desk's edge is a band)."""
+    if not rules:
+        return []
+    typical = float(np.median([r.width for r in rules]))
+    return [r for r in rules if r.width <= 2.5 * typical]
+
+
+def spread(rules: list) -> list:
+    """Rules of one table share its extent: a rule found only in pieces (a perspective tilt broke
+    it) is given the span of the longer thin rules it overlaps by half or more."""
+    out, lines = [], thin(rules)
+    for r in rules:
+        start, end = r.start, r.end
+        for o in lines:
+            overlap = min(r.end, o.end) - max(r.start, o.start)
+            if o.end - o.start > end - start and overlap >= 0.5 * (r.end - r.start):
+                start, end = min(start, o.start), max(end, o.end)
+        out.append(Rule(r.at, start, end, r.slope, r.width))
     return out
 
 
@@ -168,7 +326,9 @@ def joined(rules: list, tolerance: float) -> list:
         if out and r.at - out[-1].at < tolerance:
             last = out[-1]
             a, b = last.end - last.start, r.end - r.start
-            out[-1] = Rule((last.at * a + r.at * b) / max(1, a + b), min(last.start, r.start), max(last.end, r.end))
+            longer = last if a >= b else r
+            out[-1] = Rule((last.at * a + r.at * b) / max(1, a + b), min(last.start, r.start),
+                           max(last.end, r.end), longer.slope, longer.width)
         else:
             out.append(r)
     return out
@@ -194,7 +354,7 @@ def find_rules(mask: np.ndarray, height: float) -> tuple:
     total = sum(r.end - r.start for r in rules.horizontal + rules.vertical)
     width = cv2.countNonZero(lines) / max(1, total)          # rule pixels per unit of length
     rest = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
-    k = int(np.ceil(width)) + 4                          # the run and its 1 px margins
+    k = int(np.ceil(width)) + 6                          # the run and its 2 px margins
     bridge_v = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
     bridge_h = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
     keep = cv2.bitwise_or(cv2.bitwise_and(bridge_v, hor), cv2.bitwise_and(bridge_h, ver))

@@ -54,14 +54,14 @@ from edgedigits.runtime.normalize import normalize_digit
 
 KINDS = (
     "printed_digit_serif", "printed_digit_sans", "printed_letter", "printed_fragment",
-    "hand_letter", "hand_confusable", "hand_operator", "hand_symbol",
+    "hand_letter", "hand_confusable", "hand_operator", "hand_symbol", "hand_word",
     "line", "wavy_line", "dotted_line", "grid_crossing", "box", "crossed_box",
     "tick", "dots", "blob", "scribble", "bracket", "arrow",
 )
 # relative shares: serif digits and handwritten letters are the commonest distractors on a page;
 # marks that look like digits are kept few
 KIND_WEIGHTS = {kind: 1.0 for kind in KINDS} | {
-    "printed_digit_serif": 1.5, "hand_letter": 1.5, "hand_confusable": 0.4}
+    "printed_digit_serif": 1.5, "hand_letter": 1.5, "hand_confusable": 0.4, "hand_word": 2.0}
 
 # handwritten characters that can be written exactly like a digit (1 1 0 0 5 2 2 9 9 6 8 1 1 1)
 CONFUSABLE = "lIOoSZzgqbB/|\u222b"
@@ -99,6 +99,13 @@ FRAGMENTS = (
     "etc", "ca.", "vs", "a)", "b)", "(c)", "No.", "cf.", "Ex", "Q:", "A:", "x=", "y=", "Name",
 )
 
+WORDS = (
+    "the", "and", "you", "was", "for", "are", "with", "his", "they", "have", "from", "one", "had",
+    "word", "what", "were", "when", "your", "can", "said", "each", "she", "which", "their",
+    "und", "ich", "die", "der", "das", "ein", "wir", "mit", "sehr", "viel", "nicht", "auch",
+    "liebe", "gruss", "hier", "dann", "noch", "nach", "wie", "aber", "schon", "dx", "xdx",
+    "sin", "cos", "log", "lim", "max", "min", "exp", "area", "sum", "name", "date", "total",
+)
 SS = 4                      # supersampling of drawn geometry
 RENDER_SIZES = (16, 24, 32, 48, 64, 96)   # font sizes glyphs are rendered (and cached) at
 
@@ -325,6 +332,21 @@ def hand_letter(rng):
 def hand_confusable(rng):
     ch = _pick(rng, CONFUSABLE)
     return hand_mark(rng, _pick(rng, _fonts_with("hand", ch)), ch)
+
+
+def hand_word(rng):
+    """A handwritten word, or a piece of one: the reader meets cursive words whole when they
+    stand apart and cut into 1-3 letter pieces when it splits them."""
+    word = _pick(rng, WORDS) if rng.random() < 0.7 else "".join(
+        _pick(rng, "abcdeghkmnrstuvwxyz") for _ in range(rng.integers(2, 6)))
+    ink = hand_mark(rng, _pick(rng, _fonts_with("hand", word)), word)
+    cols = np.flatnonzero(ink.max(0) > 0.3)
+    if cols.size and rng.random() < 0.5:                  # a piece of it
+        w = cols[-1] - cols[0] + 1
+        piece = max(4, int(w * rng.uniform(0.3, 0.7)))
+        x0 = cols[0] + int(rng.integers(0, max(1, w - piece)))
+        ink = ink[:, x0:x0 + piece]
+    return ink
 
 
 def hand_operator(rng):
@@ -585,7 +607,7 @@ GLYPH_KINDS = {
     "printed_digit_serif": printed_digit_serif, "printed_digit_sans": printed_digit_sans,
     "printed_letter": printed_letter, "printed_fragment": printed_fragment,
     "hand_letter": hand_letter, "hand_confusable": hand_confusable,
-    "hand_operator": hand_operator, "hand_symbol": hand_symbol,
+    "hand_operator": hand_operator, "hand_symbol": hand_symbol, "hand_word": hand_word,
 }
 DRAWN_KINDS = {
     "line": line, "wavy_line": wavy_line, "dotted_line": dotted_line,

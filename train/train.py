@@ -221,10 +221,35 @@ def make_marks(n: int, seed: int):
     return images[keep][:n]
 
 
-def negative_split(recipe: Recipe, val_n: int):
-    """(train, val) uint8 crops of synthetic non-digit marks, seeded by the recipe."""
-    images = make_marks(recipe.negatives + val_n, seed=recipe.seed)
-    return images[:recipe.negatives], images[recipe.negatives:]
+# digits that read as another digit (or themselves) when turned: 6 and 9 by 180 degrees; 0, 1, 8
+# are nearly symmetric, and a 1 on its side is a dash (the "line" kind has those)
+TURN_SAFE = {1: (2, 3, 4, 5, 6, 7, 9), 2: (2, 3, 4, 5, 7), 3: (2, 3, 4, 5, 6, 7, 9)}
+
+
+def turned_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n training digits turned by a quarter, a half or three quarters: on their side or upside
+    down a digit is not a digit, which lets the reader tell which way up a sheet lies."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for quarters in rng.integers(1, 4, size=n):
+        while True:
+            i = int(rng.integers(len(images)))
+            if labels[i] in TURN_SAFE[int(quarters)]:
+                out.append(np.rot90(images[i], int(quarters)))
+                break
+    return np.stack(out) if out else np.zeros((0, 28, 28), np.uint8)
+
+
+def negative_split(recipe: Recipe, val_n: int, images=None, labels=None):
+    """(train, val) uint8 crops of non-digit marks, seeded by the recipe: synthetic marks, and
+    one in six a training digit turned over (`turned_digits`) when the digits are given."""
+    n = recipe.negatives + val_n
+    turned = n // 6 if images is not None else 0
+    marks = make_marks(n - turned, seed=recipe.seed)
+    if turned:
+        marks = np.concatenate([marks, turned_digits(images, labels, turned, recipe.seed)])
+        marks = marks[np.random.default_rng(recipe.seed).permutation(len(marks))]
+    return marks[:recipe.negatives], marks[recipe.negatives:]
 
 
 def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bool = False,
@@ -243,7 +268,8 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     log(f"data: {split['train']} train / {split['val']} validation (seed {recipe.seed}) / "
         f"{split['test']} test, from {data.resolve_data_dir(data_dir)}")
     if recipe.negatives:
-        neg_train, neg_val = negative_split(recipe, max(1000, recipe.negatives // 10))
+        neg_train, neg_val = negative_split(recipe, max(1000, recipe.negatives // 10),
+                                            train_images[train_idx], train_labels[train_idx])
         x_train = torch.cat([x_train, to_tensor(neg_train)])
         y_train = torch.cat([y_train, torch.full((len(neg_train),), 10, dtype=torch.long)])
         x_val = torch.cat([x_val, to_tensor(neg_val)])
@@ -308,17 +334,23 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
             break
     x_neg = None
     if recipe.negatives:       # marks never seen in training or validation (another seed)
-        x_neg = to_tensor(make_marks(max(1000, recipe.negatives // 10), seed=recipe.seed + 1))
+        x_neg = (to_tensor(make_marks(max(1000, recipe.negatives // 10), seed=recipe.seed + 1)),
+                 to_tensor(turned_digits(test_images, test_labels, 1000, recipe.seed + 1)))
     return finish(out_dir, x_test=to_tensor(test_images), y_test=torch.tensor(test_labels, dtype=torch.long),
                   train_time=time.time() - t0, history=history, device=device, log=log, x_neg=x_neg)
 
 
 def rejection(model, x_test, x_neg, device) -> dict:
-    """How the "none" class behaves: test digits wrongly called "none", held-out marks rejected."""
-    digits_none = (predict_logits(model, x_test, device).argmax(1) == 10).float().mean().item()
-    marks_none = (predict_logits(model, x_neg, device).argmax(1) == 10).float().mean().item()
-    return {"mnist_test_called_none": digits_none, "negatives_test_rejected": marks_none,
-            "negatives_test_n": len(x_neg)}
+    """How the "none" class behaves: test digits wrongly called "none", held-out synthetic marks
+    and turned-over test digits rejected."""
+    marks, turned = x_neg
+
+    def none_rate(x):
+        return (predict_logits(model, x, device).argmax(1) == 10).float().mean().item()
+
+    return {"mnist_test_called_none": none_rate(x_test), "negatives_test_rejected": none_rate(marks),
+            "negatives_test_n": len(marks), "turned_test_digits_rejected": none_rate(turned),
+            "turned_test_digits_n": len(turned)}
 
 
 def finish(out_dir: Path, x_test, y_test, train_time, history, device, log, x_neg=None) -> dict:
@@ -330,8 +362,10 @@ def finish(out_dir: Path, x_test, y_test, train_time, history, device, log, x_ne
     _, test_acc = evaluate_split(model, x_test, y_test, device)
     if x_neg is not None:
         config["rejection"] = rejection(model, x_test, x_neg, device)
-        log(f"none class: {config['rejection']['negatives_test_rejected']:.2%} of held-out marks rejected, "
-            f"{config['rejection']['mnist_test_called_none']:.2%} of MNIST test digits called none")
+        r = config["rejection"]
+        log(f"none class: {r['negatives_test_rejected']:.2%} of held-out marks and "
+            f"{r['turned_test_digits_rejected']:.2%} of turned test digits rejected, "
+            f"{r['mnist_test_called_none']:.2%} of MNIST test digits called none")
     config.update({"test_accuracy": test_acc, "epochs_run": len(history),
                    "train_time_s": round(train_time, 1), "peak_memory_mb": round(peak_memory_mb(), 1),
                    "torch": torch.__version__, "threads": torch.get_num_threads()})

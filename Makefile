@@ -52,8 +52,8 @@ fonts:
 
 # The 11-class model ("none" = not a handwritten digit): the shipped cnn fine-tuned on synthetic marks.
 train-none: setup fonts
-	$(BIN)/edgedigits train --model cnn --init models/cnn --distill 5 --negatives 30000 --epochs 10 \
-		--min-epochs 10 --lr 0.0007 --out runs/cnn-none
+	$(BIN)/edgedigits train --model cnn --init models/cnn-mnist --distill 3 --negatives 40000 --epochs 20 \
+		--min-epochs 20 --lr 0.001 --out runs/cnn-none
 
 clean:
 	rm -rf runs .pytest_cache

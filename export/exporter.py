@@ -317,7 +317,7 @@ def export(weights: Path, formats: list, out_dir: Path, data_dir=None, log=None)
     model = inference_copy(model)
     train_images, _, test_images, test_y = load_mnist(data_dir)
     test_x = test_images.astype(np.float32) / 255.0
-    calib = quantize.calibration_images(train_images)
+    calib = quantize.calibration_images(train_images, marks=quantize.MARKS if len(config.get("labels", [])) > 10 else 0)
     ref = Reference(weights, config, test_x, test_y, torch_predictions(model, test_x), len(calib))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,23 @@ def build(fmt, config: dict, weights: Path, accuracy: float, n: int, **extra) ->
         "labels": labels,
         "input": {"shape": batch_shape, "layout": fmt.layout, "dtype": "float32", "range": [0.0, 1.0],
                   "ink": "white on black", "preprocess": "mnist-20x20-com"},
-        "output": {"shape": [batch_shape[0], len(labels)], "kind": "logits"},
+        "output": output_meta(config, batch_shape[0], labels),
         "normalization": {"mean": 0.1307, "std": 0.3081, "where": "inside the model"},
         "source": {"checkpoint": weights.name, "sha256": sha256(weights)},
         "accuracy": {"mnist_test": round(float(accuracy), 6), "n": int(n)},
         "version": f"edgedigits {__version__}",
         **extra,
     }
+
+
+def output_meta(config: dict, batch: int, labels: list) -> dict:
+    """The output contract: one score per label; an 11-class model also says above which
+    probability its "none" (not a digit) class rejects a mark."""
+    out = {"shape": [batch, len(labels)], "kind": "logits"}
+    if any(not label.isdigit() for label in labels):
+        out["none_label"] = next(label for label in labels if not label.isdigit())
+        out["none_threshold"] = float(config.get("none_threshold", 0.5))
+    return out
 
 
 def write_onnx(model, meta: dict):

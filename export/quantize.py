@@ -17,13 +17,26 @@ CALIBRATION_SEED = 0
 
 
 def calibration_images(train_images: np.ndarray, n: int = CALIBRATION_DIGITS,
-                       seed: int = CALIBRATION_SEED) -> np.ndarray:
-    """A seeded random sample of n training digits, float32 [n, 28, 28] in [0, 1]."""
+                       seed: int = CALIBRATION_SEED, marks: int = 0) -> np.ndarray:
+    """A seeded random sample of n training digits, float32 [n, 28, 28] in [0, 1], and for a model
+    with a "none" class `marks` synthetic non-digit marks after them (so that the int8 ranges
+    cover what that class sees)."""
     index = np.random.default_rng(seed).choice(len(train_images), size=n, replace=False)
-    return train_images[np.sort(index)].astype(np.float32) / 255.0
+    images = train_images[np.sort(index)]
+    if marks:
+        from edgedigits.train.train import make_marks
+
+        images = np.concatenate([images, make_marks(marks, seed)])
+    return images.astype(np.float32) / 255.0
+
+
+MARKS = 500            # synthetic "none" marks added to the calibration of an 11-class model
 
 
 def describe(n: int) -> str:
+    if n > CALIBRATION_DIGITS:
+        return (f"{CALIBRATION_DIGITS} MNIST training digits and {n - CALIBRATION_DIGITS} synthetic "
+                f"non-digit marks (seed {CALIBRATION_SEED})")
     return f"{n} MNIST training digits (seed {CALIBRATION_SEED})"
 
 

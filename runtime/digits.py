@@ -142,14 +142,23 @@ class Read:
     line: int
     odd: bool = False          # a shape that is doubtful as a digit (rejected if also unsure)
     cell: tuple | None = None  # (row, column) in a grid or table
+    darkness: float = 0.0      # how dark its ink is: 0 = paper, 1 = the page's darkest ink
 
 
+FAINT = 0.45           # ink lighter than this share of a blob's darkest is not its own
 SPLIT_COST = 0.5       # each extra piece must buy at least this much log-probability
 
 
 def digit_columns(labels: list) -> np.ndarray:
     """Which of a model's outputs are digits (an 11-class model's last one, "none", is not)."""
     return np.array([label.isdigit() for label in labels])
+
+
+def as_digit(probs: np.ndarray, digit: np.ndarray) -> np.ndarray:
+    """The digit classes' probabilities given that the mark is a digit (renormalised without
+    "none"): how well a piece reads as a digit, whatever "none" thinks of it (decided later)."""
+    p = probs[..., digit]
+    return p / np.maximum(p.sum(-1, keepdims=True), 1e-9)
 
 
 def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
@@ -161,8 +170,21 @@ def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
     labels = ink.labels[b.y0:b.y1, b.x0:b.x1]
     mask = labels == b.ids[0] if len(b.ids) == 1 else np.isin(labels, b.ids)
     flat = ink.flat[b.y0:b.y1, b.x0:b.x1].astype(np.float32)
-    darkness = (ink.paper - flat) * (1.0 / max(ink.paper - ink.darkest, 1.0))   # > 0 on ink
-    return np.minimum(darkness, 1.0) * mask
+    darkness = np.minimum((ink.paper - flat) * (1.0 / max(ink.paper - ink.darkest, 1.0)), 1.0) * mask
+    # a much fainter print that the writing touches (a form's guide glyph, a faint rule) is not
+    # part of the digit: keep what is at least FAINT as dark as the blob's own ink
+    # (the anti-aliased rim of a stroke, within a pixel of its core, stays)
+    inked = darkness[mask]
+    if inked.size:
+        core = (darkness >= FAINT * float(np.percentile(inked, 90))).astype(np.uint8)
+        darkness[cv2.dilate(core, np.ones((3, 3), np.uint8)) == 0] = 0
+    return darkness
+
+
+def ink_darkness(v: np.ndarray) -> float:
+    """The typical darkness of a mark's ink (`blob_ink` values): the median over its inked pixels."""
+    inked = v[v > 0.2]
+    return float(np.median(inked)) if inked.size else 0.0
 
 
 def variants(v: np.ndarray, line: Line) -> list:
@@ -265,7 +287,7 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
     digit = digit_columns(recognizer.labels)
     best, best_score = {}, {}
     for j, (k, v, *_rest) in enumerate(options):
-        score = np.log(probs[j, digit].max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
+        score = np.log(as_digit(probs[j], digit).max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
         if k not in best or score > best_score[k]:
             best[k], best_score[k] = j, score
     reads = []
@@ -278,12 +300,12 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
         _, v, x0, y0 = options[j]
         ln = lines[i]
         h, w = v.shape
-        whole = Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i, cell=b.cell)
+        whole = Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i, cell=b.cell, darkness=ink_darkness(v))
         whole.odd = (b.touches_edge or b.clutter > 0.005 or max(w, h) < 0.45 * ln.height
                      or w > 1.6 * max(h, ln.height))
         reads.append([whole])
         # wide blobs may be touching digits (a confident read of a moderately wide one is kept)
-        if not opt.split or w < 1.15 * width or (w < 1.6 * width and whole.probs[digit].max() > 0.9):
+        if not opt.split or w < 1.15 * width or (w < 1.6 * width and as_digit(whole.probs, digit).max() > 0.9):
             continue
         most = min(12, int(1.5 * w / width) + 1)
         xs = [0] + cut_columns(v, ln.height, most) + [w]
@@ -306,9 +328,10 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt) -> li
         for k, xs, segs in plans:
             i, whole = items[k][0], reads[k][0]
             whole_score = best_score[k]
-            path = best_path(len(xs), segs, pieces, pprobs[:, digit], lines[i], width, whole_score)
+            path = best_path(len(xs), segs, pieces, as_digit(pprobs, digit), lines[i], width, whole_score)
             if path:
-                reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i, cell=whole.cell) for j in path]
+                reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i, cell=whole.cell,
+                                 darkness=ink_darkness(pieces[j][5])) for j in path]
     return [r for rs in reads for r in rs]
 
 
@@ -348,19 +371,26 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     shapes), sort each line left to right, renumber lines, make strings.
     Returns (digits, line strings, [(read, kind)])."""
     digit = digit_columns(labels)
+    none_threshold = page_threshold(reads, digit, none_threshold)
     keep, rejected = [], []
     for r in reads:
         if (~digit).any() and r.probs[~digit].sum() > none_threshold:
             rejected.append((r, "none"))
-        elif r.odd and r.probs[digit].max() < opt.reject:
+        elif r.probs[digit].max() < (opt.reject if r.odd or digit.all() else max(opt.reject, opt.min_prob)):
             rejected.append((r, "doubtful"))
         else:
             keep.append(r)
     if not digit.all():                   # a model that knows "none": doubtful pieces of words
+        sure = [r for r in keep if r.probs[digit].max() > 0.9]
+        in_number = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() < IN_NUMBER
+                     and touches(r, sure)]
+        keep += in_number
+        rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]
         in_word = [r for r in keep if r.probs[digit].max() < IN_WORD and touches(r, nones)]
-        keep = [r for r in keep if r not in in_word]
-        rejected += [(r, "in a word") for r in in_word]
+        printed = printed_like(keep, nones, digit)
+        keep = [r for r in keep if r not in in_word and r not in printed]
+        rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
     by_line = {}
     for r in keep:
         by_line.setdefault(r.line, []).append(r)
@@ -375,7 +405,20 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     return ordered, texts, rejected
 
 
+PRINTED_PAGE = 0.08    # a page where this share of the marks is surely "none" holds print or words
+CLEAN_NONE = 0.9       # elsewhere a mark is "none" only above this probability
+IN_NUMBER = 0.9       # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = 0.8          # a digit read less surely than this, touching a "none" mark, is a letter
+
+
+def page_threshold(reads: list, digit: np.ndarray, threshold: float) -> float:
+    """The "none" threshold for this page: the model's own where the page holds things that are
+    surely not digits (print, words, signs: at least `PRINTED_PAGE` of its marks), a stricter one
+    (`CLEAN_NONE`) on a sheet of nothing but writing, where a doubtful mark is an odd digit."""
+    if digit.all() or not reads:
+        return threshold
+    sure = np.mean([r.probs[~digit].sum() > 0.95 for r in reads])
+    return threshold if sure >= PRINTED_PAGE else max(threshold, CLEAN_NONE)
 
 
 def touches(r: Read, others: list) -> bool:
@@ -388,6 +431,22 @@ def touches(r: Read, others: list) -> bool:
         if -0.5 * h < max(o.x0 - r.x1, r.x0 - o.x1) < 0.34 * h:
             return True
     return False
+
+
+def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
+    """Kept digits set in the page's print. Printed characters share a typeface, a height and an
+    ink: the print's style is read off the marks the classifier surely called "none" (their
+    median height and darkness, from at least three); a kept digit of that height (within 12%)
+    and ink (within 0.12 darkness) on a line that holds such print is printed too (a form's row
+    number, a page number in a running head)."""
+    sure = [r for r in nones if r.probs[~digit].sum() > 0.9]
+    if len(sure) < 3 or not keep:
+        return []
+    style_h = float(np.median([r.y1 - r.y0 for r in sure]))
+    style_d = float(np.median([r.darkness for r in sure]))
+    print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
+    return [r for r in keep if r.line in print_lines and abs((r.y1 - r.y0) / style_h - 1) < 0.12
+            and abs(r.darkness - style_d) < 0.12]
 
 
 def number_cells(reads: list) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .rules import Rules, find_rules
+from .rules import Rules, find_boxes, find_rules
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -55,6 +55,7 @@ def per_label(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take(table.astype(np.uint8), labels)
 
 
+WINDOW = 2.0         # with a known digit height, even out the light over this many digit heights
 STRONG = 3.0         # certain ink: at least this many times as far below the paper as faint ink
 
 
@@ -164,6 +165,7 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0):
     rules = Rules()
     if rule_height:
         mask, rules = find_rules(mask, rule_height)
+        mask, rules.boxes = find_boxes(mask, rule_height)
     # Grana's block-based labelling: the same labels and stats as the default, about 3x faster
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     hit = np.zeros(n, bool)
@@ -178,6 +180,8 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     (`Mark`s: specks, texture, page edges)."""
     h, w = page.shape
     window = max(h, w) / 25
+    if rule_height:               # the writing's scale is known: follow shadows more closely
+        window = min(window, WINDOW * rule_height)
     flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height)
     stroke = stroke_estimate(labels, stats, hit)
     if 4 * stroke > window:      # strokes as wide as the window: erase them with a wider one

@@ -53,6 +53,7 @@ class Options:
     split: bool = True            # try to cut wide blobs into touching digits
     low_confidence: float = 0.7   # flag digits whose probability is below this
     reject: float = 0.35          # drop doubtful blobs (odd shape) whose probability is below this
+    min_prob: float = 0.0         # with a model that knows "none": drop any digit read less surely
     line_gap: float = 3.0         # a horizontal gap wider than this many digit heights starts a new line
     match_stroke: bool = True     # thicken/thin strokes to MNIST's width before classifying
     deskew: bool = True           # turn the page so that its writing runs left to right
@@ -118,6 +119,7 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
         clock.lap("measure")
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
+            zoom = min(zoom, max(1.0, opt.max_side / max(gray.shape)))   # small print: no bigger than max_side
             if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
                 zoom = probe
             page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
@@ -162,7 +164,7 @@ def measure(gray: np.ndarray, corners, opt):
     turn, doubtful, grid = 0.0, False, None
     if opt.deskew:
         ink_mask = (ink.labels > 0).astype(np.uint8)
-        if rules:                                         # the rules taken out are the best guide
+        if rules.mask is not None:                        # the rules taken out are the best guide
             ink_mask |= rules.mask
             grid = find_grid(rules, page.shape)
         turn, doubtful = writing_angle(blobs, ink_mask, geom.height, flattened=corners is not None)

@@ -6,7 +6,8 @@ The model file says what it needs. Every file the exporter writes carries one JS
 (interpreters ignore trailing bytes) holding `metadata.json` and `labels.txt`. A file without
 metadata still works: the layout is read from the input tensor's shape (NCHW [N,1,28,28], NHWC
 [N,28,28,1], [N,28,28] or [N,784]), integer input/output are (de)quantized with the scale and zero
-point stored in the model, and outputs that are not already probabilities go through a softmax.
+point stored in the model, and outputs that are not already probabilities go through a softmax;
+11 outputs are the digits and "none" (not a digit).
 
 Backends, in order of preference (all optional; only the one you use must be installed):
   .tflite: ai-edge-litert, else tflite_runtime, else tensorflow.lite (imported only as the last resort)
@@ -341,6 +342,8 @@ class Recognizer:
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise EdgeDigitsError(f"{self.path}: the model fails on a 28x28 digit ({first})") from None
+        if "labels" not in self.metadata and out.shape == (1, 11):   # the documented 11-class contract
+            self.labels = LABELS + ["none"]
         if out.shape != (1, len(self.labels)):
             raise EdgeDigitsError(f"{self.path}: outputs shape {list(out.shape)}, expected "
                                   f"[1, {len(self.labels)}] (one score per label)")

@@ -245,9 +245,10 @@ class Rules:
     horizontal: list = field(default_factory=list)
     vertical: list = field(default_factory=list)
     mask: np.ndarray | None = None
+    boxes: list = field(default_factory=list)       # (x0, y0, x1, y1) of form boxes taken out
 
     def __bool__(self):
-        return bool(self.horizontal or self.vertical)
+        return bool(self.horizontal or self.vertical or self.boxes)
 
     @property
     def rows(self) -> list:
@@ -361,3 +362,29 @@ def find_rules(mask: np.ndarray, height: float) -> tuple:
     clean = cv2.bitwise_or(rest, keep)
     return clean, rules
 
+
+
+BOX_SIZE = (0.6, 5.0)  # a form box is this many digit heights wide and tall
+
+
+def find_boxes(mask: np.ndarray, height: float) -> tuple:
+    """(mask without its boxes, [(x0, y0, x1, y1)]): the square outlines drawn around the digits
+    of a form (each side of its bounding box inked along 85% of its length) are taken out of
+    the ink, so that the digit inside stands alone; a crossed-out box keeps its cross."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    lo, hi = BOX_SIZE[0] * height, BOX_SIZE[1] * height
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    sized = (w >= lo) & (w <= hi) & (h >= lo) & (h <= hi) & (w >= 0.6 * h) & (w <= 1.6 * h)
+    out, boxes = mask.copy(), []
+    for i in np.flatnonzero(sized[1:]) + 1:
+        x, y, w, h, _ = stats[i]
+        own = labels[y:y + h, x:x + w] == i
+        t = max(2, int(round(0.12 * min(w, h))))
+        sides = (own[:t].any(0), own[-t:].any(0), own[:, :t].any(1), own[:, -t:].any(1))
+        if min(side.mean() for side in sides) < 0.85:
+            continue
+        frame = np.zeros_like(own)
+        frame[:t], frame[-t:], frame[:, :t], frame[:, -t:] = True, True, True, True
+        out[y:y + h, x:x + w][own & frame] = 0
+        boxes.append((int(x), int(y), int(x + w), int(y + h)))
+    return out, boxes

@@ -62,7 +62,8 @@ def test_evaluate_json_on_shipped_model(mnist_dir, tmp_path):
     result = run_cli("evaluate", "--data-dir", mnist_dir, "--out", tmp_path, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["n"] == 10000 and 0.99 < report["accuracy"] <= 1
+    assert report["n"] == 10000 and 0.985 < report["accuracy"] <= 1      # "none" takes under 1%
+    assert report["digit_outputs_accuracy"] >= 0.996                        # the digit classes keep MNIST
     assert set(report["per_class"]) == {str(d) for d in range(10)}
     assert all(0.95 < m["recall"] <= 1 for m in report["per_class"].values())
 

@@ -151,10 +151,11 @@ print(sorted(m for m in {HEAVY!r} if m in sys.modules))
 def test_recognizer_reads_mnist(rec, mnist):
     x, y = mnist[2], mnist[3]
     probs = rec.predict(x.astype(np.float32) / 255)
-    assert probs.shape == (10000, 10) and probs.dtype == np.float32
+    assert probs.shape == (10000, len(rec.labels)) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
-    assert (probs.argmax(1) == y).mean() >= 0.99
-    assert rec.labels == [str(d) for d in range(10)]
+    assert (probs[:, :10].argmax(1) == y).mean() >= 0.995            # the digit outputs
+    assert (probs[:, 10:].sum(1) > rec.none_threshold).mean() <= 0.01  # "none": under 1% of digits
+    assert rec.labels[:10] == [str(d) for d in range(10)] and rec.labels[10:] in ([], ["none"])
     assert rec.backend in BACKENDS and cli.BACKENDS == BACKENDS
     name, rest = rec.model_id.split("/")
     assert rest.endswith("@" + rec.sha256[:12])
@@ -165,7 +166,7 @@ def test_batches_match_single_crops(rec, mnist):
     one_by_one = np.concatenate([rec.predict(x[i]) for i in range(len(x))])
     for n in (1, 7, 40):
         np.testing.assert_allclose(rec.predict(x[:n]), one_by_one[:n], atol=1e-4)
-    assert rec.predict(np.zeros((0, 28, 28), np.float32)).shape == (0, 10)
+    assert rec.predict(np.zeros((0, 28, 28), np.float32)).shape == (0, len(rec.labels))
     with pytest.raises(EdgeDigitsError, match="28,28"):
         rec.predict(np.zeros((3, 32, 32), np.float32))
 
@@ -174,8 +175,8 @@ def test_onnx_backends_agree_and_read_metadata(onnx_path, tmp_path, mnist):
     """onnxruntime and OpenCV dnn give the same probabilities and read the same metadata_props."""
     onnx = pytest.importorskip("onnx")
     model = onnx.load(str(onnx_path))
-    meta = {"name": "edgedigits-test", "format": "onnx", "labels": list("abcdefghij"),
-            "output": {"shape": [-1, 10], "kind": "logits"}}
+    meta = {"name": "edgedigits-test", "format": "onnx", "labels": list("abcdefghijk"),
+            "output": {"shape": [-1, 11], "kind": "logits"}}
     del model.metadata_props[:]
     model.metadata_props.add(key="edgedigits", value=json.dumps(meta))
     path = tmp_path / "labelled.onnx"
@@ -183,7 +184,7 @@ def test_onnx_backends_agree_and_read_metadata(onnx_path, tmp_path, mnist):
     x = mnist[2][:300].astype(np.float32) / 255
     ort, ocv = Recognizer(path, backend="onnxruntime"), Recognizer(path, backend="opencv")
     for r in (ort, ocv):
-        assert r.labels == list("abcdefghij") and r.metadata["name"] == "edgedigits-test"
+        assert r.labels == list("abcdefghijk") and r.metadata["name"] == "edgedigits-test"
         assert r.model_id.startswith("edgedigits-test/onnx@")
     np.testing.assert_allclose(ort.predict(x), ocv.predict(x), atol=1e-4)
     assert (ort.predict(x).argmax(1) == mnist[3][:300]).mean() >= 0.98
@@ -215,7 +216,7 @@ def test_tflite_without_metadata_still_works(shipped_dir, tmp_path, mnist):
     bare = tmp_path / "bare.tflite"
     bare.write_bytes(data[:start])
     r = Recognizer(bare)
-    assert r.metadata == {} and r.labels == [str(d) for d in range(10)]
+    assert r.metadata == {} and r.labels == [str(d) for d in range(10)] + ["none"]   # the 11-output contract
     x, y = mnist[2][:500].astype(np.float32) / 255, mnist[3][:500]
     assert (r.predict(x).argmax(1) == y).mean() >= 0.98
 

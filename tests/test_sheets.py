@@ -82,22 +82,25 @@ def test_writing_angle_of_a_tilted_grid():
 
 
 def test_sudoku_reads_one_line_per_grid_row(hard_dir, rec):
-    """The printed grid is taken out of the ink; each row of the grid is one line (however wide
-    its gaps), and every digit in it says its row and column."""
-    image = load_image(hard_dir / "AlexKubiesa_sudoku_01_03.jpg")
-    result = read_page(image, rec)
+    """The printed grid is taken out of the ink and its printed givens are set aside ("none"):
+    each row of the grid is one line of its handwritten digits (however wide the gaps), and every
+    digit in it says its row and column."""
+    from edgedigits.runtime.evaluate import read_labels
+
+    truth = dict(read_labels(hard_dir))["AlexKubiesa_sudoku_01_03.jpg"]
+    result = read_page(load_image(hard_dir / "AlexKubiesa_sudoku_01_03.jpg"), rec)
     in_grid = [d for d in result.digits if d.cell is not None]
-    assert len(in_grid) >= 60                                # 81 cells, digits found in most
     line_of_row = {}
     for d in in_grid:
         line_of_row.setdefault(d.cell[0], set()).add(d.line)
     assert all(len(lines) == 1 for lines in line_of_row.values()), line_of_row   # a row is one line
-    full = [row for row, lines in line_of_row.items() if sum(d.cell[0] == row for d in in_grid) == 9]
-    assert len(full) >= 5                                    # whole rows of 9, however wide the gaps
+    s = score(result.lines, truth)
+    assert s["digit_accuracy"] >= 0.8 and s["lines_exact"] >= 4 and s["extra"] <= 3, (result.lines, truth)
     as_json = result.as_dict()
     assert all("row" in d and "column" in d for d in as_json["digits"] if d["line"] in
                {d.line for d in in_grid})
-    assert as_json["rejected"] and {"box", "kind"} <= set(as_json["rejected"][0])
+    kinds = {m["kind"] for m in as_json["rejected"]}
+    assert "none" in kinds and all(len(m["box"]) == 4 for m in as_json["rejected"])
 
 
 def test_tilted_ruled_page_is_turned_upright(mnist, rec):
@@ -116,3 +119,69 @@ def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
     record = json.loads(out.stdout)
     assert record["rejected"] and all(m["kind"] and len(m["box"]) == 4 for m in record["rejected"])
     assert (tmp_path / "AlexKubiesa_sudoku_01_27.png").exists()
+
+
+def test_form_boxes_are_taken_out_and_the_digit_inside_kept():
+    from edgedigits.runtime.rules import find_boxes
+
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.rectangle(mask, (20, 40), (90, 110), 1, 3)             # an empty box
+    cv2.rectangle(mask, (120, 40), (190, 110), 1, 3)           # a box with a 1 touching its floor
+    cv2.line(mask, (155, 55), (155, 110), 1, 3)
+    cv2.line(mask, (230, 40), (230, 110), 1, 3)                # a lone stroke: no box
+    clean, boxes = find_boxes(mask, 40)
+    assert len(boxes) == 2
+    assert np.abs(np.array(sorted(boxes)) - [(20, 40, 91, 111), (120, 40, 191, 111)]).max() <= 2
+    assert clean[37:114, 17:94].sum() == 0                     # the empty box is gone
+    assert clean[60:100, 150:160].sum() > 0                    # the 1 stays
+    assert clean[40:112, 228:233].sum() == mask[40:112, 228:233].sum()
+
+
+def test_a_grid_seen_at_an_angle_is_squared():
+    from edgedigits.runtime.rules import find_grid, find_rules
+
+    page = grid_page(cell=50, n=9)
+    h, w = page.shape
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[40, 20], [w - 10, 0], [w, h], [0, h - 30]])   # a mild perspective
+    seen = cv2.warpPerspective(page, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=235)
+    _, rules = find_rules((seen < 150).astype(np.uint8), 20)
+    quad = find_grid(rules, seen.shape)
+    assert quad is not None
+    expect = cv2.perspectiveTransform(np.float32([[[20, 20], [470, 20], [470, 470], [20, 470]]]),
+                                      cv2.getPerspectiveTransform(src, dst))[0]
+    assert np.abs(quad - expect).max() < 6, (quad, expect)
+
+
+def test_projection_profile_skew():
+    from edgedigits.runtime.rules import profile_skew
+
+    rng = np.random.default_rng(0)
+    x = np.tile(np.arange(10) * 40.0, 4)
+    y = np.repeat(np.arange(4) * 90.0, 10) + rng.normal(0, 4, 40)   # digits jump up and down
+    for angle in (0.0, 7.0, -18.0):
+        t = np.radians(angle)
+        pts = np.stack([x * np.cos(t) - y * np.sin(t), x * np.sin(t) + y * np.cos(t)], 1)
+        assert abs(profile_skew(pts, 36) - angle) < 1.0
+
+
+def test_the_shipped_model_says_none_to_marks_and_keeps_digits(rec, mnist):
+    """Held-out synthetic marks (a seed never trained on): printed serif digits, letters, words,
+    signs, rules, boxes are rejected; MNIST test digits are kept and read."""
+    negatives = pytest.importorskip("edgedigits.train.negatives")
+    from edgedigits.train.train import LEFT_OUT
+
+    assert rec.labels == [str(d) for d in range(10)] + ["none"]
+    crops, kinds = negatives.make_negatives_with_kinds(1200, seed=987654)
+    probs = rec.predict(crops.astype(np.float32) / 255)
+    rejected = probs[:, 10] > rec.none_threshold
+    shown = [k for k in negatives.KINDS if k not in LEFT_OUT]
+    rates = {k: rejected[kinds == negatives.KINDS.index(k)].mean() for k in shown}
+    assert np.mean([rejected[kinds == negatives.KINDS.index(k)].mean() for k in shown]) >= 0.85, rates
+    for kind in ("printed_digit_serif", "printed_fragment", "hand_word", "crossed_box", "grid_crossing"):
+        assert rates[kind] >= 0.8, (kind, rates[kind])
+    x, y = mnist[2][:3000].astype(np.float32) / 255, mnist[3][:3000]
+    probs = rec.predict(x)
+    kept = probs[:, 10] <= rec.none_threshold
+    assert kept.mean() >= 0.985
+    assert (probs[:, :10].argmax(1) == y).mean() >= 0.99

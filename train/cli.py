@@ -133,12 +133,20 @@ def shipped_accuracy(name: str):
     return json.loads(config.read_text()).get("test_accuracy") if config.exists() else None
 
 
+def shipped_kwargs(name: str) -> dict:
+    """The shipped model's own build arguments (the cnn has an 11th, "none", output)."""
+    from edgedigits.models import shipped
+
+    config = shipped(name) / "model.json"
+    return json.loads(config.read_text()).get("model_kwargs", {}) if config.exists() else {}
+
+
 def models_table(activation: str, pool: str, markdown: bool) -> str:
     from .models import MODELS, build_model, count_macs, count_params
 
     rows = []
     for name in MODELS:
-        m = build_model(name, activation, pool)
+        m = build_model(name, activation, pool, **shipped_kwargs(name))
         acc = shipped_accuracy(name) if (activation, pool) == ("relu", "max") else None
         acc_text = f"{100 * acc:.2f}%" if acc is not None else "-"
         card = f"[card](models/{name}/MODEL_CARD.md)" if acc is not None else "-"

@@ -31,7 +31,8 @@ def plot_curves(history: list, path: Path) -> Path:
     return save(fig, path)
 
 
-def plot_confusion(cm: np.ndarray, path: Path) -> Path:
+def plot_confusion(cm: np.ndarray, path: Path, labels=None) -> Path:
+    """True digits (rows) against predicted classes (columns: an 11-class model adds "none")."""
     fig, ax = plt.subplots(figsize=(6, 5.4))
     shown = np.log1p(cm)
     ax.imshow(shown, cmap="Blues")
@@ -39,8 +40,10 @@ def plot_confusion(cm: np.ndarray, path: Path) -> Path:
         for j in range(cm.shape[1]):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if shown[i, j] > shown.max() / 2 else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+    labels = labels or [str(c) for c in range(cm.shape[1])]
+    ax.set(xticks=range(cm.shape[1]), yticks=range(cm.shape[0]), xlabel="predicted", ylabel="true",
            title=f"confusion matrix ({cm.sum()} digits, {np.trace(cm)} right)")
+    ax.set_xticklabels(labels, fontsize=7)
     return save(fig, path)
 
 

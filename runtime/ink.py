@@ -290,20 +290,36 @@ def merge_pieces(blobs: list, geom: Geometry) -> list:
     overlaps most, even a little: a 5's bar sticks out to the right of its body."""
     H = geom.height
     blobs = sorted(blobs, key=lambda b: b.x0)
-    i = 0
-    while i < len(blobs):
-        j = i + 1
-        while j < len(blobs) and blobs[j].x0 < blobs[i].x1:
-            if mergeable(blobs[i], blobs[j], H):
-                blobs[i] = blobs[i].union(blobs.pop(j))
-                j = i + 1                              # it grew: look again
-            else:
-                j += 1
-        i += 1
+    boxes = np.array([(b.x0, b.x1, b.y0, b.y1) for b in blobs], np.int64).reshape(-1, 4)
+    for i in range(len(blobs)):
+        if blobs[i] is None:
+            continue
+        grew = True
+        while grew:                                    # it grew: look again
+            grew = False
+            a = boxes[i]
+            # later blobs that start within it and lie near it in height (mergeable's own tests)
+            near = np.flatnonzero((boxes[i + 1:, 0] < a[1]) & (boxes[i + 1:, 1] > boxes[i + 1:, 0])
+                                  & (boxes[i + 1:, 2] <= a[3] + 0.3 * H) & (boxes[i + 1:, 3] >= a[2] - 0.3 * H)) + i + 1
+            for j in near:
+                if blobs[j] is not None and mergeable(blobs[i], blobs[j], H):
+                    blobs[i] = blobs[i].union(blobs[j])
+                    boxes[i] = (blobs[i].x0, blobs[i].x1, blobs[i].y0, blobs[i].y1)
+                    blobs[j], boxes[j] = None, (0, 0, 0, 0)
+                    grew = True
+                    break
+    keep = [k for k, b in enumerate(blobs) if b is not None]
+    blobs, boxes = [blobs[k] for k in keep], boxes[keep]
     for bar in [b for b in blobs if b.h < 0.4 * H and b.w >= 1.5 * b.h]:
-        partners = [b for b in blobs if b is not bar and b.h >= 0.4 * H and mergeable(b, bar, H, 0.15)]
+        # candidates first, all at once: overlapping the bar in x and near it in y
+        near = np.flatnonzero((boxes[:, 0] < bar.x1) & (boxes[:, 1] > bar.x0) & (boxes[:, 3] - boxes[:, 2] >= 0.4 * H)
+                              & (boxes[:, 2] < bar.y1 + 0.3 * H) & (boxes[:, 3] > bar.y0 - 0.3 * H))
+        partners = [blobs[k] for k in near if blobs[k] is not bar and mergeable(blobs[k], bar, H, 0.15)]
         if partners:
             best = max(partners, key=lambda b: min(b.x1, bar.x1) - max(b.x0, bar.x0))
-            blobs[blobs.index(best)] = best.union(bar)
-            blobs.remove(bar)
-    return blobs
+            k, gone = blobs.index(best), blobs.index(bar)
+            blobs[k] = best.union(bar)
+            boxes[k] = (blobs[k].x0, blobs[k].x1, blobs[k].y0, blobs[k].y1)
+            boxes[gone] = (0, 0, 0, 0)                  # out of every later test (x1 > x0 fails)
+            blobs[gone] = None
+    return [b for b in blobs if b is not None]

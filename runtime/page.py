@@ -115,15 +115,18 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
 
     digits, texts, marks, turn = [], [], [], 0.0
     if min(gray.shape) >= 8:
-        probe, height, turn, doubtful, grid = measure(gray, corners, opt)
+        probe, height, turn, doubtful, grid, seen = measure(gray, corners, opt)
         clock.lap("measure")
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
             zoom = min(zoom, max(1.0, opt.max_side / max(gray.shape)))   # small print: no bigger than max_side
             if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
                 zoom = probe
-            page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
-            blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
+            if zoom == probe and not turn and grid is None and seen:   # what the probe saw will do
+                page, to_gray_px, (blobs, ink, geom, rules, dropped) = seen
+            else:
+                page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
+                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
             clock.lap("ink")
             lines = group_lines(blobs, geom, opt.line_gap, rules)
             clock.lap("lines")
@@ -149,18 +152,19 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
 
 def measure(gray: np.ndarray, corners, opt):
     """(probe zoom, digit height at that zoom or 0 if there is no writing, turn in degrees,
-    whether the direction is doubtful, the corners of a ruled grid in gray's pixels or None):
+    whether the direction is doubtful, the corners of a ruled grid in gray's pixels or None, and
+    the probe's own view and blobs where it found no rules, to be used again at the same scale):
     the writing measured on a view of the page at most 600 px wide, its skew (see
     `rules.writing_angle`) and the border of its largest table or grid (`rules.find_grid`)."""
     probe = min(1.0, 600 / max(gray.shape))
     page, to_gray_px = page_view(gray, corners, probe)
-    blobs, ink, geom, rules, _ = find_blobs(page, probe_rules(page, opt))
+    blobs, ink, geom, rules, dropped = find_blobs(page, probe_rules(page, opt))
     if probe < 1 and (not blobs or geom.height < 8):     # too small to measure: look closer
         probe = 1.0
         page, to_gray_px = page_view(gray, corners, probe)
-        blobs, ink, geom, rules, _ = find_blobs(page, probe_rules(page, opt))
+        blobs, ink, geom, rules, dropped = find_blobs(page, probe_rules(page, opt))
     if not blobs or geom.height < 6 * probe:              # specks, not writing
-        return probe, 0.0, 0.0, False, None
+        return probe, 0.0, 0.0, False, None, None
     turn, doubtful, grid = 0.0, False, None
     if opt.deskew:
         ink_mask = (ink.labels > 0).astype(np.uint8)
@@ -173,7 +177,9 @@ def measure(gray: np.ndarray, corners, opt):
             turn = 0.0
         if abs(turn) < 1.0:                               # not worth a resampling
             turn = 0.0
-    return probe, geom.height, turn, doubtful, grid
+    # a page without rules, seen at the right scale, needs no second look
+    seen = (page, to_gray_px, (blobs, ink, geom, rules, dropped)) if not rules else None
+    return probe, geom.height, turn, doubtful, grid, seen
 
 
 def probe_rules(page: np.ndarray, opt) -> float:

@@ -35,7 +35,7 @@ def neighbour_angles(points: np.ndarray, k: int = 2):
     d = points[:, None, :] - points[None, :, :]
     dist = np.hypot(d[..., 0], d[..., 1])
     np.fill_diagonal(dist, np.inf)
-    near = np.argsort(dist, axis=1)[:, :k]
+    near = np.argpartition(dist, k, axis=1)[:, :k] if len(points) > k else np.argsort(dist, axis=1)[:, :k]
     v = points[near] - points[:, None, :]
     angles = np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 180
     return angles.ravel(), np.ones(angles.size)
@@ -101,8 +101,8 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
     lie above them as often as beside them, leave the direction doubtful.
     """
     marks = [b for b in blobs if b.h <= 2 * height and max(b.w, b.h) >= 0.3 * height]
-    if len(marks) > 1500:                    # biggest first: writing, not specks
-        marks = sorted(marks, key=lambda b: -b.area)[:1500]
+    if len(marks) > 400:                     # biggest first: writing, not specks (and O(n^2) below)
+        marks = sorted(marks, key=lambda b: -b.area)[:400]
     rules, lengths = line_angles(mask, 4 * height)
     angles = np.zeros(0)
     if len(marks) >= 3:
@@ -282,7 +282,7 @@ def runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
 
 def rule_list(lines: np.ndarray, length: int, horizontal: bool) -> list:
     """One Rule per connected run of line pixels at least `length` long."""
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(lines, 8, cv2.CV_32S, cv2.CCL_GRANA)
     out = []
     for i in range(1, n):
         x, y, w, h, area = stats[i]
@@ -371,7 +371,7 @@ def find_boxes(mask: np.ndarray, height: float) -> tuple:
     """(mask without its boxes, [(x0, y0, x1, y1)]): the square outlines drawn around the digits
     of a form (each side of its bounding box inked along 85% of its length) are taken out of
     the ink, so that the digit inside stands alone; a crossed-out box keeps its cross."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     lo, hi = BOX_SIZE[0] * height, BOX_SIZE[1] * height
     w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     sized = (w >= lo) & (w <= hi) & (h >= lo) & (h <= hi) & (w >= 0.6 * h) & (w <= 1.6 * h)

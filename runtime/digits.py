@@ -387,7 +387,9 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         keep += in_number
         rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]
-        in_word = [r for r in keep if r.probs[digit].max() < IN_WORD and touches(r, nones)]
+        # a digit between two letters, or beside one and doubtful, is a letter of a word
+        in_word = [r for r in keep if touches(r, nones) == 2
+                   or (r.probs[digit].max() < IN_WORD and touches(r, nones))]
         printed = printed_like(keep, nones, digit)
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
@@ -421,16 +423,17 @@ def page_threshold(reads: list, digit: np.ndarray, threshold: float) -> float:
     return threshold if sure >= PRINTED_PAGE else max(threshold, CLEAN_NONE)
 
 
-def touches(r: Read, others: list) -> bool:
-    """Whether a mark of `others` stands right beside r on its line (a gap under a third of r's
-    height, overlapping it in height): r is then part of a word, not a number."""
+def touches(r: Read, others: list) -> int:
+    """On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line (a gap
+    under a third of r's height, overlapping it in height)."""
     h = r.y1 - r.y0
+    sides = set()
     for o in others:
         if o.line != r.line or min(r.y1, o.y1) - max(r.y0, o.y0) < 0.3 * h:
             continue
         if -0.5 * h < max(o.x0 - r.x1, r.x0 - o.x1) < 0.34 * h:
-            return True
-    return False
+            sides.add(o.x0 + o.x1 < r.x0 + r.x1)
+    return len(sides)
 
 
 def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:

@@ -190,13 +190,17 @@ def find_grid(rules, shape: tuple, min_share: float = 0.05):
         longest = max((r.end - r.start for r in found), default=0)
         return sorted((r for r in found if r.end - r.start >= 0.5 * longest), key=lambda r: r.at)
 
+    def cross(r, o):
+        return o.start - 2 <= r.at <= o.end + 2 and r.start - 2 <= o.at <= r.end + 2
+
     def crossed(found, others):              # rules that cross at least three of the others
-        return [r for r in found if sum(o.start - 2 <= r.at <= o.end + 2 and r.start - 2 <= o.at <= r.end + 2
-                                        for o in others) >= 3]
+        return [r for r in found if sum(cross(r, o) for o in others) >= 3]
 
     hor, ver = thin(rules.horizontal), thin(rules.vertical)
     hor, ver = crossed(hor, ver), crossed(ver, hor)
-    hor, ver = grid_rules(crossed(hor, ver)), grid_rules(crossed(ver, hor))
+    hor, ver = crossed(hor, ver), crossed(ver, hor)
+    hor, ver = largest_table(hor, ver, cross)
+    hor, ver = grid_rules(hor), grid_rules(ver)
     if len(hor) < 3 or len(ver) < 3:
         return None
     corners = [crossing(h, v) for h, v in ((hor[0], ver[0]), (hor[0], ver[-1]), (hor[-1], ver[-1]),
@@ -207,6 +211,32 @@ def find_grid(rules, shape: tuple, min_share: float = 0.05):
     if cv2.contourArea(quad) < min_share * shape[0] * shape[1]:
         return None
     return quad
+
+
+def largest_table(hor: list, ver: list, cross) -> tuple:
+    """The horizontal and vertical rules of the biggest table: rules joined by crossing each other
+    form one table (two grids side by side, a sudoku and yesterday's solution, are two)."""
+    seen_h, seen_v, best, best_size = set(), set(), ([], []), -1.0
+    for start in range(len(hor)):
+        if start in seen_h:
+            continue
+        todo, hs, vs = [("h", start)], {start}, set()
+        while todo:
+            kind, k = todo.pop()
+            if kind == "h":
+                new = [j for j, v in enumerate(ver) if j not in vs and cross(hor[k], v)]
+                vs.update(new)
+                todo += [("v", j) for j in new]
+            else:
+                new = [j for j, h in enumerate(hor) if j not in hs and cross(h, ver[k])]
+                hs.update(new)
+                todo += [("h", j) for j in new]
+        seen_h |= hs
+        seen_v |= vs
+        size = sum(hor[j].end - hor[j].start for j in hs) * sum(ver[j].end - ver[j].start for j in vs)
+        if size > best_size:
+            best, best_size = ([hor[j] for j in hs], [ver[j] for j in vs]), size
+    return best
 
 
 def crossing(h: "Rule", v: "Rule") -> tuple:

@@ -28,15 +28,15 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-benchmark: setup
+benchmark: setup fonts
 	$(BIN)/edgedigits export --out runs/export
 	$(BIN)/edgedigits benchmark --out runs/export
 
-test: setup
+test: setup fonts
 	$(BIN)/pytest -q
 
 # Re-export the shipped model into models/cnn and refresh its benchmark report.
-ship: setup
+ship: setup fonts
 	$(BIN)/edgedigits export
 	$(BIN)/edgedigits benchmark
 

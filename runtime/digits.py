@@ -376,8 +376,8 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     for r in reads:
         if (~digit).any() and r.probs[~digit].sum() > none_threshold:
             rejected.append((r, "none"))
-        elif r.probs[digit].max() < (opt.reject if r.odd or digit.all() else max(opt.reject, opt.min_prob)):
-            rejected.append((r, "doubtful"))
+        elif (r.odd or not digit.all()) and r.probs[digit].max() < opt.reject:
+            rejected.append((r, "doubtful"))      # (a model that knows "none": any unsure read)
         else:
             keep.append(r)
     if not digit.all():                   # a model that knows "none": doubtful pieces of words

@@ -14,20 +14,27 @@ prepare   greyscale; photos with a side over `max_side` are shrunk first (bounde
 page      a bright sheet on a darker desk is found on a thumbnail (bright and smooth, where a desk
           is dark or textured) and later warped flat by a perspective transform; a photo that is
           already the page is used whole.
-ink       the page is measured on a 600 px view (digit height, stroke width), then viewed again
-          at the scale where digits are `digit_height` px tall, so every window below follows the
-          writing, never a fixed pixel size. The paper's brightness (a morphological closing that
-          erases strokes but keeps shadows) is divided out; a hysteresis threshold set from the
-          paper's own noise keeps faint pixels that touch dark ones (thin pencil survives, paper
-          grain does not). Connected components keep their holes (an 8 is not a 0). Marks on a
-          dark background or amid clutter (a desk), page edges and specks are dropped; pieces of
-          one digit are merged (a 5's detached bar, a broken 4).
-lines     blobs are chained into lines left to right; a wide gap starts a new line (two columns);
-          lines are read top to bottom, left block before right block.
+measure   the page is looked at on a 600 px view: its rules taken out (`rules.py`), the writing's
+          height measured, its skew found (rules, or the lines of writing), a ruled grid's
+          border found (the page is then warped so that the grid is square), and whether the
+          writing may run up or down the page.
+ink       the page is viewed again, turned and at the scale where digits are `digit_height` px
+          tall, so every window below follows the writing, never a fixed pixel size. The paper's
+          brightness (a morphological closing that erases strokes but keeps shadows) is divided
+          out; a hysteresis threshold set from the paper's own noise keeps faint pixels that touch
+          dark ones (thin pencil survives, paper grain does not). Rules and form boxes are taken
+          out of the ink, strokes crossing them kept. Connected components keep their holes (an 8
+          is not a 0). Marks on a dark background or amid clutter (a desk), page edges and specks
+          are dropped; pieces of one digit are merged (a 5's detached bar, a broken 4).
+lines     blobs are chained into lines left to right; a wide gap starts a new line (two columns)
+          unless a table's rule runs through it; marks between two rules (a table's or sudoku's
+          row, a ruled line) are one line; lines are read top to bottom, left block before right.
 classify  every blob is normalised the MNIST way and classified in one batch; wide blobs are cut
           at thin joins or outline dips, and the cut whose pieces the classifier reads best (with
-          a prior on digit width) wins; doubtful non-digits are dropped; boxes are mapped back to
-          the input photo.
+          a prior on digit width) wins; where the direction was doubtful the four quarter turns
+          are compared; what is not a digit is set aside with its reason (`result.rejected`: the
+          model's "none", a letter of a word, the page's print, doubtful shapes); boxes are
+          mapped back to the input photo.
 """
 
 import time
@@ -52,8 +59,7 @@ class Options:
     page: bool = True             # look for a sheet on a darker desk and flatten it
     split: bool = True            # try to cut wide blobs into touching digits
     low_confidence: float = 0.7   # flag digits whose probability is below this
-    reject: float = 0.35          # drop doubtful blobs (odd shape) whose probability is below this
-    min_prob: float = 0.0         # with a model that knows "none": drop any digit read less surely
+    reject: float = 0.35          # drop doubtful blobs (odd shape; any, with a "none" class) below this
     line_gap: float = 3.0         # a horizontal gap wider than this many digit heights starts a new line
     match_stroke: bool = True     # thicken/thin strokes to MNIST's width before classifying
     deskew: bool = True           # turn the page so that its writing runs left to right

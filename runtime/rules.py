@@ -1,19 +1,20 @@
 """Rules, grids and the sheet's writing direction.
 
 Ruled and squared paper, table rules, sudoku grids and form boxes are long straight lines; digits
-are short strokes. Three steps use that:
+are short strokes. These steps use that:
 
-writing_angle   the skew of the page, from its long straight lines (Hough) or else from the
-                angles between neighbouring marks (the "docstrum": in a line of writing or a
-                row of a grid, a mark's nearest neighbours lie beside it), and whether the
-                writing may run up or down the page (then `page.best_quarter` asks the
-                classifier which quarter turn reads best).
+writing_angle   the skew of the page, from its long straight lines (Hough) or else from its
+                lines of writing (a projection profile), and whether the writing may run up or
+                down the page (the angles between neighbouring marks, the "docstrum", say so;
+                then `page.best_quarter` asks the classifier which quarter turn reads best).
 find_rules      the long horizontal and vertical lines of the ink mask (a morphological opening
                 with a kernel longer than any digit stroke), taken out of the mask; a digit stroke
                 that crosses a rule is put back (the rule's pixels with ink just above and below).
 find_grid       the outer border of the largest ruled quadrilateral (a sudoku, a table): the
                 page is warped so that it is a rectangle, which squares a grid photographed at
                 an angle (its rules then run straight along the view's rows and columns).
+find_boxes      the square boxes of a form, drawn around each digit, taken out so the digit
+                inside stands alone.
 Rules.between   the band between two horizontal rules that holds a mark (its row) and the cell
                 between two vertical rules (its column): a digit in a table or a sudoku belongs to
                 its cell's row, however wide the gaps between the digits of that row.
@@ -41,8 +42,8 @@ def neighbour_angles(points: np.ndarray, k: int = 2):
     return angles.ravel(), np.ones(angles.size)
 
 
-def peak(angles: np.ndarray, weights: np.ndarray, period: float) -> tuple:
-    """The strongest direction of a circular histogram (1-degree bins, smoothed), and its weight."""
+def peak(angles: np.ndarray, weights: np.ndarray, period: float) -> float:
+    """The strongest direction of a circular histogram (1-degree bins, smoothed)."""
     bins = int(period)
     hist = np.bincount(np.round(angles).astype(int) % bins, weights=weights, minlength=bins)
     smooth = sum(np.roll(hist, s) * w for s, w in ((-2, 1), (-1, 2), (0, 3), (1, 2), (2, 1)))
@@ -51,7 +52,7 @@ def peak(angles: np.ndarray, weights: np.ndarray, period: float) -> tuple:
     offsets = np.arange(-2, 3)
     values = hist[(top + offsets) % bins]
     centre = top + (offsets * values).sum() / max(values.sum(), 1e-9)
-    return float(centre), smooth
+    return float(centre)
 
 
 def profile_skew(points: np.ndarray, height: float, limit: float = 45.0) -> float:
@@ -95,10 +96,10 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
     down (a sheet photographed at 60 or 90 degrees), for the classifier to decide.
 
     The skew comes from the long straight lines when the page has some (rules, grid, table,
-    the sheet's edge), else from the neighbour angles of the marks folded modulo 90 (the
-    rows and columns of writing agree there). A sheet already `flattened` (its edges found) is
-    square to the view: only rules may skew it. A steep skew, or marks whose nearest neighbours
-    lie above them as often as beside them, leave the direction doubtful.
+    the sheet's edge), else from the lines of writing (`profile_skew`, with 12 marks or more). A
+    sheet already `flattened` (its edges found) is square to the view: only rules may skew it. A
+    steep skew, or marks whose nearest neighbours (`neighbour_angles`) lie above them as often as
+    beside them, leave the direction doubtful.
     """
     marks = [b for b in blobs if b.h <= 2 * height and max(b.w, b.h) >= 0.3 * height]
     if len(marks) > 400:                     # biggest first: writing, not specks (and O(n^2) below)
@@ -109,7 +110,7 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
         points = np.array([((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2) for b in marks], np.float64)
         angles, weights = neighbour_angles(points)
     if lengths.size >= 3:
-        skew, _ = peak(rules % 90, lengths, 90)
+        skew = peak(rules % 90, lengths, 90)
         near = np.abs(((rules - skew + 45) % 90) - 45) < 3     # the segments that agree: refine
         skew += float(np.average(((rules[near] - skew + 45) % 90) - 45, weights=lengths[near]))
     elif len(marks) >= 12 and not flattened:

@@ -31,8 +31,8 @@ class Digit:
 @dataclass
 class Mark:
     """Something on the page that is not a handwritten digit, and why: "none" (the classifier:
-    printed text or digits, letters, signs), "in a word" (a doubtful digit touching a "none"
-    mark), "doubtful", "texture", "desk", "edge", "too tall"."""
+    printed text or digits, letters, signs), "in a word" (a digit touching "none" marks),
+    "printed" (a digit in the page's print), "doubtful", "texture", "desk", "edge", "too tall"."""
     box: tuple
     kind: str
 
@@ -130,7 +130,7 @@ def row_band(b: Blob, rows: list, height: float):
 
 # --- classification -----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)          # compared by identity: `in`, `index` never compare arrays
 class Read:
     """A classified piece of the page (page pixels)."""
     x0: int

@@ -308,8 +308,8 @@ def merge_pieces(blobs: list, geom: Geometry) -> list:
                     blobs[j], boxes[j] = None, (0, 0, 0, 0)
                     grew = True
                     break
-    keep = [k for k, b in enumerate(blobs) if b is not None]
-    blobs, boxes = [blobs[k] for k in keep], boxes[keep]
+    alive = [k for k, b in enumerate(blobs) if b is not None]
+    blobs, boxes = [blobs[k] for k in alive], boxes[alive]
     for bar in [b for b in blobs if b.h < 0.4 * H and b.w >= 1.5 * b.h]:
         # candidates first, all at once: overlapping the bar in x and near it in y
         near = np.flatnonzero((boxes[:, 0] < bar.x1) & (boxes[:, 1] > bar.x0) & (boxes[:, 3] - boxes[:, 2] >= 0.4 * H)

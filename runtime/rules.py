@@ -31,15 +31,15 @@ MIN_RULES = 3          # fewer long lines than this are a sheet's edge or a stro
 
 # --- the writing direction ------------------------------------------------------------------------
 
-def neighbour_angles(points: np.ndarray, k: int = 2):
-    """Angles (degrees, 0..180) and weights of the lines from each point to its k nearest ones."""
+def neighbour_angles(points: np.ndarray, k: int = 2) -> np.ndarray:
+    """Angles (degrees, 0..180) of the lines from each point to its k nearest ones."""
     d = points[:, None, :] - points[None, :, :]
     dist = np.hypot(d[..., 0], d[..., 1])
     np.fill_diagonal(dist, np.inf)
     near = np.argpartition(dist, k, axis=1)[:, :k] if len(points) > k else np.argsort(dist, axis=1)[:, :k]
     v = points[near] - points[:, None, :]
     angles = np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 180
-    return angles.ravel(), np.ones(angles.size)
+    return angles.ravel()
 
 
 def peak(angles: np.ndarray, weights: np.ndarray, period: float) -> float:
@@ -108,7 +108,7 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
     angles = np.zeros(0)
     if len(marks) >= 3:
         points = np.array([((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2) for b in marks], np.float64)
-        angles, weights = neighbour_angles(points)
+        angles = neighbour_angles(points)
     if lengths.size >= 3:
         skew = peak(rules % 90, lengths, 90)
         near = np.abs(((rules - skew + 45) % 90) - 45) < 3     # the segments that agree: refine
@@ -171,15 +171,6 @@ def order_corners(pts: np.ndarray) -> np.ndarray:
     pts = pts[np.argsort(angles)]                      # clockwise from the left (image y down)
     start = np.argmin(pts.sum(1))                      # top-left: smallest x + y
     return np.roll(pts, -start, axis=0)
-
-
-def side_coverage(mask: np.ndarray, a: np.ndarray, b: np.ndarray, n: int = 40) -> float:
-    """The share of n points along the segment a-b (ends left out) that fall on the mask."""
-    t = np.linspace(0.05, 0.95, n)[:, None]
-    pts = np.round(a + t * (b - a)).astype(int)
-    x = np.clip(pts[:, 0], 0, mask.shape[1] - 1)
-    y = np.clip(pts[:, 1], 0, mask.shape[0] - 1)
-    return float((mask[y, x] > 0).mean())
 
 
 def find_grid(rules, shape: tuple, min_share: float = 0.05):
@@ -262,12 +253,6 @@ class Rule:
     end: int
     slope: float = 0.0
     width: float = 1.0
-
-    def point(self, t: float, horizontal: bool) -> tuple:
-        """The (x, y) point of the rule at position t along it."""
-        mid = (self.start + self.end) / 2
-        across = self.at + self.slope * (t - mid)
-        return (t, across) if horizontal else (across, t)
 
 
 @dataclass

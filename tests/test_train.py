@@ -113,3 +113,22 @@ def test_shipped_cnn_meets_its_target(shipped_dir, mnist_dir, tmp_path):
     cm = np.array(result["confusion_matrix"])
     assert cm.sum() == 10000 and np.trace(cm) == round(result["accuracy"] * 10000)
     assert cm[:, 10].sum() == result["called_none"]
+
+
+def test_negatives_add_a_none_class_and_init_keeps_the_digits(mnist_dir, shipped_dir, tmp_path):
+    """--negatives N --init DIR --distill W: an 11-class model grown from a trained 10-class one,
+    whose ten digit outputs start where the init model's were; its card and config say so."""
+    pytest.importorskip("edgedigits.train.negatives")
+    teacher = shipped_dir.parent / "cnn-mnist"
+    recipe = tiny_recipe(model="cnn", epochs=1, min_epochs=1, lr=3e-4, negatives=300,
+                         init=str(teacher), distill=3.0)
+    config = fit(recipe, mnist_dir, tmp_path, log=lambda *_: None)
+    assert config["labels"] == [str(d) for d in range(10)] + ["none"]
+    assert config["model_kwargs"] == {"classes": 11}
+    assert config["data"]["split"]["negatives_train"] == 300
+    r = config["rejection"]
+    assert 0 <= r["mnist_test_called_none"] <= 0.2 and r["negatives_test_n"] == 1000
+    assert config["digit_outputs_accuracy"] >= 0.98          # held near the init model's 99.66%
+    model, _ = load_checkpoint(tmp_path)
+    assert predict_logits(model, torch.zeros(2, 1, 28, 28), "cpu").shape == (2, 11)
+    assert "none" in (tmp_path / "MODEL_CARD.md").read_text()

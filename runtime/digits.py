@@ -371,25 +371,26 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     shapes), sort each line left to right, renumber lines, make strings.
     Returns (digits, line strings, [(read, kind)])."""
     digit = digit_columns(labels)
-    none_threshold = page_threshold(reads, digit, none_threshold)
+    clean = clean_page(reads, digit)
+    none_threshold = max(none_threshold, CLEAN_NONE) if clean else none_threshold
     keep, rejected = [], []
     for r in reads:
         if (~digit).any() and r.probs[~digit].sum() > none_threshold:
             rejected.append((r, "none"))
-        elif (r.odd or not digit.all()) and r.probs[digit].max() < opt.reject:
+        elif (r.odd or not (digit.all() or clean)) and r.probs[digit].max() < opt.reject:
             rejected.append((r, "doubtful"))      # (a model that knows "none": any unsure read)
         else:
             keep.append(r)
     if not digit.all():                   # a model that knows "none": doubtful pieces of words
         sure = [r for r in keep if r.probs[digit].max() > 0.9]
-        in_number = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() < IN_NUMBER
-                     and touches(r, sure)]
+        in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure)
+                     and (clean or r.probs[~digit].sum() < IN_NUMBER)]
         keep += in_number
         rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]
         # a digit between two letters, or beside one and doubtful, is a letter of a word
-        in_word = [r for r in keep if touches(r, nones) == 2
-                   or (r.probs[digit].max() < IN_WORD and touches(r, nones))]
+        in_word = [] if clean else [r for r in keep if touches(r, nones) == 2
+                                    or (r.probs[digit].max() < IN_WORD and touches(r, nones))]
         printed = printed_like(keep, nones, digit)
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
@@ -409,18 +410,17 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
 
 PRINTED_PAGE = 0.08    # a page where this share of the marks is surely "none" holds print or words
 CLEAN_NONE = 0.9       # elsewhere a mark is "none" only above this probability
-IN_NUMBER = 0.9       # a mark doubtfully "none" (below this) that touches sure digits is one of them
+IN_NUMBER = 0.9        # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = 0.8          # a digit read less surely than this, touching a "none" mark, is a letter
 
 
-def page_threshold(reads: list, digit: np.ndarray, threshold: float) -> float:
-    """The "none" threshold for this page: the model's own where the page holds things that are
-    surely not digits (print, words, signs: at least `PRINTED_PAGE` of its marks), a stricter one
-    (`CLEAN_NONE`) on a sheet of nothing but writing, where a doubtful mark is an odd digit."""
+def clean_page(reads: list, digit: np.ndarray) -> bool:
+    """A sheet of nothing but writing: under `PRINTED_PAGE` of its marks are surely not digits
+    (print, words, signs). There a doubtful mark is an odd digit: "none" needs `CLEAN_NONE`, an
+    unsure read is kept, no digit is part of a word, and a "none" mark inside a number is a digit."""
     if digit.all() or not reads:
-        return threshold
-    sure = np.mean([r.probs[~digit].sum() > 0.95 for r in reads])
-    return threshold if sure >= PRINTED_PAGE else max(threshold, CLEAN_NONE)
+        return False
+    return float(np.mean([r.probs[~digit].sum() > 0.95 for r in reads])) < PRINTED_PAGE
 
 
 def touches(r: Read, others: list) -> int:

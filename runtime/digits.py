@@ -32,7 +32,8 @@ class Digit:
 class Mark:
     """Something on the page that is not a handwritten digit, and why: "none" (the classifier:
     printed text or digits, letters, signs), "in a word" (a digit touching "none" marks),
-    "printed" (a digit in the page's print), "doubtful", "texture", "desk", "edge", "too tall"."""
+    "printed" (a digit in the page's print), "doubtful", "texture", "desk", "rule" (a short
+    table rule), "edge", "too tall"."""
     box: tuple
     kind: str
 

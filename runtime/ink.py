@@ -160,6 +160,9 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0):
     # is a desk around a sheet that was not found (its texture is not ink, its noise not paper's)
     on_paper = (light >= MIN_LIGHT * np.percentile(light, 98)).astype(np.uint8)
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    sheet = sheet_region(page)
+    if sheet is not None:
+        on_paper &= sheet
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
     rules = Rules()
@@ -172,6 +175,44 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0):
     hit[labels[flat < strong]] = True               # hysteresis: faint pixels touching dark ones
     hit[0] = False
     return flat, mask, labels, stats, hit, paper, darkest, on_paper, rules
+
+
+SHEET_MIN = 0.5       # a sheet found in part covers at least half the view
+DESK_LIGHT = 0.75     # and what lies around it is darker than the sheet
+DESK_SMOOTH = 0.5     # and textured (under this share smooth): wood, fabric, not paper in shadow
+
+
+def sheet_region(page: np.ndarray):
+    """Where the sheet is (a 0/1 mask of page's size) when its edges run out of the view but it
+    clearly stands above a darker, textured desk (wood grain is read as 1s); else None.
+
+    As `find_page` on a 320 px thumbnail: the largest bright and smooth region; its convex hull
+    is the sheet when it covers `SHEET_MIN` of the view and the rest is darker (`DESK_LIGHT`) and
+    textured (`DESK_SMOOTH`): paper in a shadow is dark too, but smooth.
+    """
+    h, w = page.shape
+    s = min(1.0, 320 / max(h, w))
+    thumb = cv2.resize(page, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    if min(thumb.shape) < 16:
+        return None
+    t = thumb.astype(np.float32)
+    mean = cv2.blur(t, (5, 5))
+    smooth = np.sqrt(np.maximum(cv2.blur(t * t, (5, 5)) - mean * mean, 0)) < 0.04 * np.maximum(mean, 1)
+    _, bright = cv2.threshold(cv2.GaussianBlur(thumb, (5, 5), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    region = ((bright > 0) & smooth).astype(np.uint8) * 255
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+    region = cv2.morphologyEx(region, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    hull = np.zeros_like(thumb)
+    cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 1)
+    inside, outside = hull > 0, hull == 0
+    if inside.mean() < SHEET_MIN or not outside.any():
+        return None
+    if t[outside].mean() > DESK_LIGHT * t[inside].mean() or smooth[outside].mean() > DESK_SMOOTH:
+        return None
+    return cv2.resize(hull, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def find_blobs(page: np.ndarray, rule_height: float = 0.0):
@@ -195,6 +236,8 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
                   bool(edge[i])) for i in ids]
     dropped = []
     blobs = keep(blobs, lambda b: on_paper[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2], "desk", dropped)
+    if rules.mask is not None:
+        blobs = keep(blobs, lambda b: not cell_wall(b, rules.mask, stroke), "rule", dropped)
     # the typical digit height: area-weighted median over blobs that are not page edges
     height = typical_height(blobs, h, w)
     # marks amid stray marks are texture (a desk, fabric), not writing: drop them, measure again
@@ -209,6 +252,19 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     blobs = merge_pieces(blobs, geom)
     blobs = keep(blobs, lambda b: max(b.h, b.w) >= 0.25 * height, "speck", dropped)
     return blobs, Ink(labels, flat, paper, darkest), geom, rules, dropped
+
+
+def cell_wall(b: Blob, rules: np.ndarray, stroke: float) -> bool:
+    """Whether b is a short rule between two others: a thin upright stroke that meets a rule at
+    its top and at its bottom (a table's cell wall, too short to be found as a rule; a 1 written
+    in a cell does not fill it from rule to rule)."""
+    if b.w > 0.3 * b.h:
+        return False
+    reach = int(np.ceil(stroke)) + 2
+    x0, x1 = max(0, b.x0 - 1), b.x1 + 1
+    above = rules[max(0, b.y0 - reach):b.y0 + 1, x0:x1]
+    below = rules[max(0, b.y1 - 1):b.y1 + reach, x0:x1]
+    return bool(above.any() and below.any())
 
 
 def keep(blobs: list, test, kind: str, dropped: list) -> list:

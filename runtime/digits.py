@@ -372,8 +372,10 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     shapes), sort each line left to right, renumber lines, make strings.
     Returns (digits, line strings, [(read, kind)])."""
     digit = digit_columns(labels)
-    clean = clean_page(reads, digit)
-    none_threshold = max(none_threshold, CLEAN_NONE) if clean else none_threshold
+    share = sure_none_share(reads, digit)
+    clean = share < CLEAN_PAGE                 # nothing but writing: see `CLEAN_PAGE`
+    if share < PRINTED_PAGE:
+        none_threshold = max(none_threshold, CLEAN_NONE)
     keep, rejected = [], []
     for r in reads:
         if (~digit).any() and r.probs[~digit].sum() > none_threshold:
@@ -411,17 +413,19 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
 
 PRINTED_PAGE = 0.08    # a page where this share of the marks is surely "none" holds print or words
 CLEAN_NONE = 0.9       # elsewhere a mark is "none" only above this probability
+CLEAN_PAGE = 0.03      # under this share (one mark in 30) a sheet holds nothing but writing: there
+                       # an unsure read is an odd digit, no digit is part of a word, and a "none"
+                       # mark inside a number is a digit
 IN_NUMBER = 0.9        # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = 0.8          # a digit read less surely than this, touching a "none" mark, is a letter
+PRINT_SURE = 0.5       # the print's style is read off the marks "none" above this
 
 
-def clean_page(reads: list, digit: np.ndarray) -> bool:
-    """A sheet of nothing but writing: under `PRINTED_PAGE` of its marks are surely not digits
-    (print, words, signs). There a doubtful mark is an odd digit: "none" needs `CLEAN_NONE`, an
-    unsure read is kept, no digit is part of a word, and a "none" mark inside a number is a digit."""
+def sure_none_share(reads: list, digit: np.ndarray) -> float:
+    """The share of a page's marks that the classifier surely calls "none" (print, words, signs)."""
     if digit.all() or not reads:
-        return False
-    return float(np.mean([r.probs[~digit].sum() > 0.95 for r in reads])) < PRINTED_PAGE
+        return 1.0
+    return float(np.mean([r.probs[~digit].sum() > 0.95 for r in reads]))
 
 
 def touches(r: Read, others: list) -> int:
@@ -439,11 +443,11 @@ def touches(r: Read, others: list) -> int:
 
 def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
     """Kept digits set in the page's print. Printed characters share a typeface, a height and an
-    ink: the print's style is read off the marks the classifier surely called "none" (their
-    median height and darkness, from at least three); a kept digit of that height (within 12%)
+    ink: the print's style is read off the marks the classifier called "none" (above
+    `PRINT_SURE`; their median height and darkness, from at least three); a kept digit of that height (within 12%)
     and ink (within 0.12 darkness) on a line that holds such print is printed too (a form's row
     number, a page number in a running head)."""
-    sure = [r for r in nones if r.probs[~digit].sum() > 0.9]
+    sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
     if len(sure) < 3 or not keep:
         return []
     style_h = float(np.median([r.y1 - r.y0 for r in sure]))

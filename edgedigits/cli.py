@@ -25,11 +25,13 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from edgedigits import __version__
     from edgedigits.train import cli as train_cli
+    from edgedigits.train import compare as train_compare
 
     parser = Parser(prog="edgedigits", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"edgedigits {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_cli.register(sub)
+    train_compare.register(sub)
     for module in ("edgedigits.export.cli", "edgedigits.export.finetune", "edgedigits.runtime.cli",
                    "edgedigits.camera_demo.cli"):
         try:

@@ -41,6 +41,28 @@ def none_lines(config: dict) -> str:
     return text
 
 
+def architecture(config: dict) -> str:
+    """`cnn` (relu, max pool) plus what the recipe changed: MLP widths, dropout, BatchNorm."""
+    kwargs = config.get("model_kwargs", {})
+    parts = [config["activation"]] + ([] if config["model"] == "mlp" else [f"{config['pool']} pool"])
+    if "hidden" in kwargs:
+        parts.append("hidden " + "-".join(str(h) for h in kwargs["hidden"]))
+    if "dropout" in kwargs:
+        parts.append(f"dropout {kwargs['dropout']}")
+    if "batchnorm" in kwargs:
+        parts.append("BatchNorm" if kwargs["batchnorm"] else "no BatchNorm")
+    return f"`{config['model']}` ({', '.join(parts)})"
+
+
+def loss_line(recipe: dict) -> str:
+    loss = recipe.get("loss", "ce")
+    text = {"ce": f"cross-entropy (label smoothing {recipe['label_smoothing']})",
+            "mse": "MSE of the softmax against one-hot targets",
+            "huber": "Huber (delta 0.1) of the softmax against one-hot targets",
+            "hinge": "multi-class hinge (margin 1) on the logits"}[loss]
+    return text + (f", L1 {recipe['l1']} on the weights" if recipe.get("l1") else "")
+
+
 def write_model_card(out_dir: Path, config: dict, history: list) -> Path:
     recipe = config["recipe"]
     if history:
@@ -53,7 +75,7 @@ def write_model_card(out_dir: Path, config: dict, history: list) -> Path:
 
 | | |
 |---|---|
-| architecture | `{config['model']}` ({config['activation']}, {config['pool']} pool) |
+| architecture | {architecture(config)} |
 | parameters | {config['params']:,} |
 | MACs per digit | {config['macs']:,} |
 | MNIST test accuracy | **{100 * config['test_accuracy']:.2f}%** (10,000 digits){digit_outputs(config)} |
@@ -72,7 +94,8 @@ def write_model_card(out_dir: Path, config: dict, history: list) -> Path:
 - data: {split['train']:,} training / {split['val']:,} validation digits (seeded split, seed {split['seed']}),
   {split['test']:,} test digits touched only by evaluation
 - optimizer `{recipe['optimizer']}`, lr {recipe['lr']}, weight decay {recipe['weight_decay']},
-  schedule `{recipe['schedule']}`, batch {recipe['batch_size']}, label smoothing {recipe['label_smoothing']}
+  schedule `{recipe['schedule']}`, batch {recipe['batch_size']}
+- loss: {loss_line(recipe)}
 - up to {recipe['epochs']} epochs, early stopping patience {recipe['patience']}, seed {recipe['seed']}
 - augmentation: {aug}{none_lines(config)}
 

@@ -1,5 +1,6 @@
 """Subcommands of the trainer: train, evaluate, models, augment-preview."""
 
+import argparse
 import json
 import sys
 from dataclasses import fields
@@ -10,6 +11,8 @@ from edgedigits.common import positive_int
 MODEL_NAMES = ("mlp", "cnn", "cnn-tiny")
 ACTIVATION_NAMES = ("relu", "leaky_relu", "prelu", "elu")
 AUG_NAMES = ("affine", "elastic", "thickness", "blur", "contrast", "noise")
+POOL_NAMES = ("max", "avg", "gap")
+LOSS_NAMES = ("ce", "mse", "hinge", "huber")
 
 
 def add_data_dir(p) -> None:
@@ -23,7 +26,15 @@ def register(sub) -> None:
                        "MODEL_CARD.md, history.json and curves.png into --out.")
     p.add_argument("--model", choices=MODEL_NAMES, default="cnn")
     p.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
-    p.add_argument("--pool", choices=("max", "avg"), default="max")
+    p.add_argument("--pool", choices=POOL_NAMES, default="max",
+                   help="between the cnn stages; gap: none, stride-2 convs, the global average only")
+    p.add_argument("--loss", choices=LOSS_NAMES, help="ce (default), mse or huber on the softmax, "
+                   "hinge (multi-class margin)")
+    p.add_argument("--dropout", type=unit_float, help="dropout rate (default: the model's, cnn 0.1, mlp 0.2)")
+    p.add_argument("--l1", type=non_negative_float, help="L1 penalty on the weights (default 0)")
+    p.add_argument("--batchnorm", action=argparse.BooleanOptionalAction,
+                   help="BatchNorm after each conv/linear (default: on in the cnns, off in the mlp)")
+    p.add_argument("--hidden", type=hidden_sizes, metavar="N[,N]", help="mlp hidden layer sizes (default 128)")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
@@ -69,7 +80,7 @@ def register(sub) -> None:
                        description="Parameter count and MACs of each model (for any activation and "
                        "pooling), with the test accuracy of the shipped checkpoint where there is one.")
     p.add_argument("--activation", choices=ACTIVATION_NAMES, default="relu")
-    p.add_argument("--pool", choices=("max", "avg"), default="max")
+    p.add_argument("--pool", choices=POOL_NAMES, default="max")
     p.add_argument("--markdown", action="store_true", help="print the README's table")
     p.set_defaults(func=cmd_models)
 
@@ -79,6 +90,29 @@ def register(sub) -> None:
     p.add_argument("--no-augment", nargs="*", choices=AUG_NAMES + ("all",), metavar="AUG")
     add_data_dir(p)
     p.set_defaults(func=cmd_augment_preview)
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a rate in [0, 1)."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be below 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def hidden_sizes(text: str) -> list:
+    """argparse type: '256' or '256,128' (also '256+128', the form `compare --vary` takes)."""
+    return [positive_int(t) for t in text.replace("+", ",").split(",")]
 
 
 def augment_config(off):

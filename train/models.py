@@ -18,6 +18,9 @@ ACTIVATIONS = {
     "elu": nn.ELU,
 }
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+# "gap": no pooling between stages (a stride-2 convolution downsamples instead): the global
+# average before the classifier is the network's only pooling (an all-convolutional net)
+POOL_NAMES = ("max", "avg", "gap")
 DIGITS = [str(d) for d in range(10)]
 NONE_LABEL = "none"          # the 11th class: printed text, letters, signs, rules, specks
 
@@ -42,37 +45,49 @@ class Normalize(nn.Module):
 
 
 class MLP(nn.Module):
-    """The classic 784-128-10 baseline."""
+    """The classic 784-128-10 baseline; `hidden` may list several layers ([256, 128]), each
+    Linear (BatchNorm) activation Dropout."""
 
-    def __init__(self, hidden: int = 128, activation: str = "relu", dropout: float = 0.2,
-                 classes: int = 10, **_):
+    def __init__(self, hidden=128, activation: str = "relu", dropout: float = 0.2,
+                 batchnorm: bool = False, classes: int = 10, **_):
         super().__init__()
-        self.net = nn.Sequential(
-            Normalize(), nn.Flatten(), nn.Linear(784, hidden), ACTIVATIONS[activation](),
-            nn.Dropout(dropout), nn.Linear(hidden, classes),
-        )
+        sizes = [784] + ([hidden] if isinstance(hidden, int) else list(hidden))
+        layers = [Normalize(), nn.Flatten()]
+        for cin, cout in zip(sizes, sizes[1:]):
+            layers.append(nn.Linear(cin, cout, bias=not batchnorm))
+            layers += [nn.BatchNorm1d(cout)] if batchnorm else []
+            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], classes))
 
     def forward(self, x):
         return self.net(x)
 
 
-def conv_bn_act(cin: int, cout: int, activation: str) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+def conv_bn_act(cin: int, cout: int, activation: str, batchnorm: bool = True, stride: int = 1) -> nn.Sequential:
+    """conv3x3 (no bias: BatchNorm has one), BatchNorm, activation; without BatchNorm the conv keeps its bias."""
+    bn = [nn.BatchNorm2d(cout)] if batchnorm else []
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=not batchnorm), *bn,
                          ACTIVATIONS[activation]())
 
 
 class ConvNet(nn.Module):
-    """Stages of conv/BN/act blocks, pooled 28 -> 14 -> 7, then global average pooling."""
+    """Stages of conv/BN/act blocks, pooled 28 -> 14 -> 7, then global average pooling.
+
+    pool "max" or "avg" pools between stages; "gap" has the first conv of each later stage stride 2
+    instead, so the global average is the only pooling."""
 
     def __init__(self, widths=(16, 32, 64), blocks=(2, 2, 2), activation: str = "relu",
-                 pool: str = "max", dropout: float = 0.1, classes: int = 10, **_):
+                 pool: str = "max", dropout: float = 0.1, batchnorm: bool = True, classes: int = 10, **_):
         super().__init__()
+        if pool not in POOL_NAMES:
+            raise ValueError(f"unknown pool {pool!r}; choose from {', '.join(POOL_NAMES)}")
         layers, cin = [Normalize()], 1
         for i, (w, n) in enumerate(zip(widths, blocks)):
-            if i > 0:
+            if i > 0 and pool != "gap":
                 layers.append(POOLS[pool](2))
-            for _ in range(n):
-                layers.append(conv_bn_act(cin, w, activation))
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 and pool == "gap" else 1
+                layers.append(conv_bn_act(cin, w, activation, batchnorm, stride))
                 cin = w
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
@@ -93,6 +108,8 @@ MODELS = {
 def build_model(name: str, activation: str = "relu", pool: str = "max", **overrides) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    if "hidden" in overrides and name != "mlp":
+        raise ValueError(f"hidden sizes are for the mlp, not {name}")
     cls, kwargs = MODELS[name]
     return cls(**{**kwargs, **overrides}, activation=activation, pool=pool)
 

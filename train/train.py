@@ -56,6 +56,12 @@ class Recipe:
     negatives: int = 0             # synthetic "not a digit" marks in training (0 = 10 classes)
     init: str = ""                 # start from this checkpoint's weights (fine-tuning)
     distill: float = 0.0           # with init: hold the digits to what the init model said (LwF)
+    loss: str = "ce"               # ce | mse | hinge | huber (see `loss_fn`)
+    l1: float = 0.0                # L1 penalty on the weights (the same tensors weight decay acts on)
+    dropout: float | None = None   # None = the model's own (cnn 0.1, cnn-tiny 0, mlp 0.2)
+    batchnorm: bool | None = None  # None = the model's own (cnns on, mlp off)
+    hidden: list | None = None     # mlp hidden sizes (None = [128])
+    split_seed: int | None = None  # seed of the validation split and --limit subset (None = seed)
 
     @property
     def classes(self) -> int:
@@ -63,6 +69,40 @@ class Recipe:
 
 
 QUICK = {"epochs": 4, "lr": 4e-3, "min_epochs": 4}
+LOSSES = ("ce", "mse", "hinge", "huber")
+HUBER_DELTA = 0.1     # on probabilities a delta >= 1 would make Huber exactly MSE / 2
+
+
+def model_kwargs(recipe: Recipe) -> dict:
+    """The build arguments a recipe sets beyond the model's defaults (model.json keeps them)."""
+    if recipe.hidden is not None and recipe.model != "mlp":
+        raise EdgeDigitsError(f"hidden sizes are for the mlp, not {recipe.model}")
+    if recipe.dropout is not None and not 0 <= recipe.dropout < 1:
+        raise EdgeDigitsError(f"dropout must be in [0, 1), not {recipe.dropout}")
+    kwargs = {"classes": recipe.classes} if recipe.classes != 10 else {}
+    for name in ("dropout", "batchnorm", "hidden"):
+        if getattr(recipe, name) is not None:
+            kwargs[name] = getattr(recipe, name)
+    return kwargs
+
+
+def loss_fn(logits, y, recipe: Recipe):
+    """The training loss. mse and huber compare the softmax with the one-hot target; hinge is the
+    multi-class margin loss on the logits (Weston-Watkins: every wrong class 1 below the right one)."""
+    if recipe.loss == "ce":
+        return F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+    if recipe.loss == "hinge":
+        return F.multi_margin_loss(logits, y)
+    target = F.one_hot(y, logits.shape[1]).float()
+    if recipe.loss == "mse":
+        return F.mse_loss(F.softmax(logits, 1), target)
+    if recipe.loss == "huber":
+        return F.huber_loss(F.softmax(logits, 1), target, delta=HUBER_DELTA)
+    raise EdgeDigitsError(f"unknown loss {recipe.loss!r}; choose from {', '.join(LOSSES)}")
+
+
+def l1_penalty(model) -> torch.Tensor:
+    return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)
 
 
 def set_seed(seed: int, deterministic: bool) -> None:
@@ -133,7 +173,9 @@ def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, dev
         xb = augment(xb, aug_cfg, gen)
         xb, yb = xb.to(device), yb.to(device)
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb, label_smoothing=recipe.label_smoothing)
+        loss = loss_fn(logits, yb, recipe)
+        if recipe.l1:
+            loss = loss + recipe.l1 * l1_penalty(model)
         digits = yb < 10
         if teacher is not None and digits.any():
             loss = loss + recipe.distill * distill_loss(logits[digits], teacher, xb[digits])
@@ -177,7 +219,7 @@ def save_state(path: Path, epoch, epochs, model, optimizer, scheduler, best_val,
 def base_config(recipe: Recipe, model, split_sizes) -> dict:
     return {
         "model": recipe.model, "activation": recipe.activation, "pool": recipe.pool,
-        "model_kwargs": {"classes": recipe.classes} if recipe.classes != 10 else {},
+        "model_kwargs": model_kwargs(recipe),
         "params": count_params(model), "macs": count_macs(model),
         "labels": class_labels(recipe.classes),
         "input": {"shape": [1, 28, 28], "layout": "NCHW", "dtype": "float32",
@@ -265,13 +307,14 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     train_images, train_labels, test_images, test_labels = data.load_mnist(data_dir)
-    train_idx, val_idx = data.split_indices(len(train_images), recipe.val_size, recipe.seed)
+    split_seed = recipe.seed if recipe.split_seed is None else recipe.split_seed
+    train_idx, val_idx = data.split_indices(len(train_images), recipe.val_size, split_seed)
     if recipe.limit:
         train_idx = train_idx[:recipe.limit]
     x_train, y_train = to_tensor(train_images[train_idx]), torch.tensor(train_labels[train_idx], dtype=torch.long)
     x_val, y_val = to_tensor(train_images[val_idx]), torch.tensor(train_labels[val_idx], dtype=torch.long)
-    split = {"train": len(train_idx), "val": len(val_idx), "test": len(test_images), "seed": recipe.seed}
-    log(f"data: {split['train']} train / {split['val']} validation (seed {recipe.seed}) / "
+    split = {"train": len(train_idx), "val": len(val_idx), "test": len(test_images), "seed": split_seed}
+    log(f"data: {split['train']} train / {split['val']} validation (seed {split_seed}) / "
         f"{split['test']} test, from {data.resolve_data_dir(data_dir)}")
     if recipe.negatives:
         neg_train, neg_val = negative_split(recipe, max(1000, recipe.negatives // 10),
@@ -284,7 +327,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         log(f"negatives: {len(neg_train)} train / {len(neg_val)} validation marks that are not digits "
             f"(class 'none')")
 
-    model = build_model(recipe.model, recipe.activation, recipe.pool, classes=recipe.classes).to(device)
+    model = build_model(recipe.model, recipe.activation, recipe.pool, **model_kwargs(recipe)).to(device)
     if recipe.init and not resume:
         init_from(model, recipe.init, log)
     teacher = None
@@ -292,7 +335,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         from .checkpoint import load_checkpoint
         teacher = load_checkpoint(recipe.init, device)[0].eval()
     config = base_config(recipe, model, split)
-    log(f"model: {recipe.model} ({recipe.activation}, {recipe.pool} pool), "
+    log(f"model: {recipe.model} ({recipe.activation}, {recipe.pool} pool, {recipe.loss} loss), "
         f"{config['params']:,} parameters, {config['macs']:,} MACs")
     aug_cfg = AugmentConfig(**recipe.augment)
     optimizer = make_optimizer(model, recipe)

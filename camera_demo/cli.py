@@ -23,11 +23,10 @@ def port(text: str) -> int:
 
 
 def add_model(p) -> None:
-    p.add_argument("--model", type=Path, help=".tflite or .onnx (default: the shipped int8 .tflite, "
-                   "else the shipped .onnx)")
-    p.add_argument("--backend", default="auto", help="interpreter: auto, litert, tflite_runtime, "
-                   "tensorflow, onnxruntime or opencv (default auto)")
-    p.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    """--model, --backend, --threads, --max-pixels: declared once, in the runtime's CLI."""
+    from edgedigits.runtime.cli import add_model_args
+
+    add_model_args(p)
 
 
 def add_speed(p) -> None:

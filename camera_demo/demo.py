@@ -409,7 +409,10 @@ class Recorder:
 
 
 def handle(cmd: Command, session: Session, source) -> bool:
-    """Run one command; returns True to quit."""
+    """Run one command; returns True to quit. A command whose asker gave up (its reply cancelled:
+    the http client went away or timed out) is not run."""
+    if cmd.reply is not None and not cmd.reply.set_running_or_notify_cancel():
+        return False
     answer, quit_ = "", False
     try:
         if cmd.name == "save":

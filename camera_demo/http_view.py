@@ -20,7 +20,10 @@ stalls its own thread; the loop never waits for the network.
 import ipaddress
 import json
 import logging
+import select
+import socket
 import threading
+import time
 from concurrent.futures import Future, TimeoutError
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -108,6 +111,11 @@ class Hub:
             return seq, self.jpeg
 
 
+MAX_FORM = 64 * 1024       # bytes of a POST form (index=..&label=..: a few dozen)
+READ_TIMEOUT = 5.0         # seconds to receive a POST body
+ANSWER_TIMEOUT = 10.0      # seconds the camera loop has to answer a button
+
+
 class Handler(BaseHTTPRequestHandler):
     view = None    # set on the subclass made by HttpView
 
@@ -166,8 +174,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         path = self.path.split("?")[0]
-        size = int(self.headers.get("Content-Length") or 0)
-        form = parse_qs(self.rfile.read(size).decode("utf-8", "replace")) if size else {}
+        try:
+            size = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            size = -1
+        if not 0 <= size <= MAX_FORM:
+            self.close_connection = True          # the body, if any, is not read: do not reuse
+            return self.send_json({"message": f"Content-Length must be 0 to {MAX_FORM} bytes"},
+                                  400 if size < 0 else 413)
+        self.connection.settimeout(READ_TIMEOUT)  # a body shorter than announced ends in a timeout
+        try:
+            body = self.rfile.read(size) if size else b""
+        except OSError:
+            self.close_connection = True
+            return
+        form = parse_qs(body.decode("utf-8", "replace"))
         if path == "/correct":
             try:
                 args = (int(form["index"][0]), form["label"][0].strip())
@@ -180,10 +201,33 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json({"message": f"no action {path}"}, 404)
         command.reply = Future()
         self.view.queue_command(command)
+        answer = self.wait_answer(command.reply, ANSWER_TIMEOUT)
+        if answer is not None:
+            self.send_json({"message": answer})
+        elif not self.client_gone():
+            self.send_json({"message": "the camera loop did not answer; nothing was done"}, 503)
+
+    def client_gone(self) -> bool:
+        """Whether the client closed its side (a browser tab closed, a script that gave up)."""
         try:
-            self.send_json({"message": command.reply.result(timeout=10)})
-        except TimeoutError:
-            self.send_json({"message": "the camera loop did not answer"}, 503)
+            ready, _, _ = select.select([self.connection], [], [], 0)
+            return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def wait_answer(self, reply: Future, timeout: float):
+        """The loop's answer, or None when it did not come in `timeout` or the client went away;
+        then the command is cancelled if the loop has not started it (an abandoned save is no save)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return reply.result(timeout=0.1)
+            except TimeoutError:
+                if self.client_gone():
+                    break
+        if reply.cancel():
+            return None
+        return reply.result()        # the loop is running it now: its answer comes at once
 
 
 def is_loopback(host: str) -> bool:

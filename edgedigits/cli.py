@@ -5,6 +5,7 @@ works on a device that has no torch, and `--help` is instant.
 """
 
 import argparse
+import os
 import sys
 
 from .errors import EdgeDigitsError
@@ -46,6 +47,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"edgedigits {args.command}"
+    if getattr(args, "max_pixels", None):        # read by runtime.images.load_image, in workers too
+        os.environ["EDGEDIGITS_MAX_PIXELS"] = str(args.max_pixels)
     try:
         return args.func(args) or 0
     except EdgeDigitsError as e:

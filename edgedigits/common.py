@@ -2,6 +2,10 @@
 
 import argparse
 import hashlib
+import io
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +27,70 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: Path) -> Path:
+    """Where a file's recorded sha256 lies beside it: `model.onnx` -> `model.onnx.sha256`."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def write_checksum(path: Path) -> Path:
+    """Record a file's sha256 beside it, in `sha256sum` format (`sha256sum -c` checks it)."""
+    out = checksum_path(path)
+    atomic_write(out, f"{sha256(path)}  {Path(path).name}\n".encode())
+    return out
+
+
+def read_checksum(path: Path) -> str | None:
+    """The sha256 recorded beside a file, or None when there is none (or it is unreadable)."""
+    try:
+        text = checksum_path(path).read_text(encoding="ascii", errors="replace").split()
+    except OSError:
+        return None
+    return text[0].lower() if text and len(text[0]) == 64 else None
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file through a temporary name beside it and rename it into place: a reader (or a
+    crash) never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def display_path(path) -> str:
+    """A path as printable text: bytes that are not UTF-8 (a file name from another system) shown
+    as \\xNN escapes, so that printing or JSON-encoding it never fails or writes lone surrogates."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@contextmanager
+def quiet_stderr():
+    """Hide what native code writes to file descriptor 2 meanwhile (LiteRT's "INFO: Created
+    TensorFlow Lite XNNPACK delegate", libpng's warnings); errors reach us as exceptions anyway."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):   # no real stderr (e.g. captured)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)

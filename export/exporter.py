@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgedigits.common import write_checksum
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train.checkpoint import load_checkpoint, resolve_weights
 from edgedigits.train.data import load_mnist
@@ -272,6 +273,7 @@ def finish(fmt: Format, tmp_file: Path, out_dir: Path, ref: Reference, log, t0: 
         raise ExportError(f"{fmt.name}: the metadata does not read back")
     final = out_dir / fmt.file
     os.replace(tmp_file, final)
+    write_checksum(final)          # the runtime checks it before a native reader sees the file
     log(f"{fmt.name:<20} {shown(final):<40} {final.stat().st_size / 1024:6.1f} KB  accuracy {accuracy:.2%}  "
         f"agrees with PyTorch on {(pred == ref.pred).mean():.2%}  ({time.perf_counter() - t0:.1f} s)")
     return final

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgedigits.errors import EdgeDigitsError
-from edgedigits.common import positive_int
+from edgedigits.common import display_path, positive_int
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 BACKENDS = ("auto", "litert", "tflite_runtime", "tensorflow", "onnxruntime", "opencv")  # = recognizer.BACKENDS
@@ -21,6 +21,13 @@ def add_model_args(p) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="interpreter to run the model with (default: the lightest installed)")
     p.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    add_max_pixels(p)
+
+
+def add_max_pixels(p) -> None:
+    p.add_argument("--max-pixels", type=positive_int, metavar="N",
+                   help="refuse images larger than N pixels by their header, before decoding "
+                        "(default 100000000; decompression bombs)")
 
 
 def register(sub) -> None:
@@ -73,6 +80,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.add_argument("--model", type=Path, metavar="M", help="digit model (default: the shipped one)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
+    add_max_pixels(p)
     p.add_argument("--size", type=positive_int, default=1000, help="scale to this many pixels squared (1000)")
     p.add_argument("--repeat", type=positive_int, default=20, help="timed runs per image (median reported)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -105,6 +113,15 @@ def image_files(paths: list):
             yield path, None
         else:
             yield path, f"{path}: no such file or folder"
+
+
+def printable(record: dict) -> dict:
+    """A record whose file name (and error) can be printed and JSON-encoded: bytes of a name that
+    are not UTF-8 shown as \\xNN (never a lone surrogate, never an error at print)."""
+    out = {**record, "file": display_path(record["file"])}
+    if "error" in out:
+        out["error"] = display_path(out["error"])
+    return out
 
 
 def unique_name(folder: Path, stem: str, used: set) -> Path:
@@ -149,8 +166,8 @@ def recognize(args) -> int:
     try:
         jobs = archive.plan(args.paths, args.annotate)
         done = out.done if out else {}
-        todo = [j for j in jobs if j[0] not in done]
-        earlier = sum(1 for j in jobs if done.get(j[0]))         # failed in the run being resumed
+        todo = [j for j in jobs if display_path(j[0]) not in done]
+        earlier = sum(1 for j in jobs if done.get(display_path(j[0])))         # failed in the run being resumed
         progress = archive.Progress(len(todo), enabled=args.progress or sys.stderr.isatty())
         if args.ray:
             started_ray = archive.ray_connect(args.ray)
@@ -169,6 +186,7 @@ def recognize(args) -> int:
         else:
             records = archive.read_jobs(todo, workers=args.workers, recognizer=rec, page=not args.no_page)
         for record in records:
+            record = printable(record)
             if "error" in record:
                 failed += 1
                 progress.print(f"edgedigits recognize: error: {record['error']}")

@@ -15,11 +15,14 @@ Overall figures sum edits and lines over all images (so big pages weigh more).
 """
 
 import csv
-import os
+import re
 import time
 from pathlib import Path
 
+from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
+
+DIGITS = re.compile("[0-9]+")       # ASCII digits only: str.isdigit() also takes '١٢٣' and '²'
 
 
 def edit_distance(a, b) -> int:
@@ -73,15 +76,27 @@ def read_labels(folder: Path) -> list:
     path = folder / "labels.csv"
     if not path.is_file():
         raise EdgeDigitsError(f"{path}: no such file (a labels.csv with columns filename,lines)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"filename", "lines"} <= set(rows[0]):
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:     # a BOM (Excel) is not a column name
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as e:
+        raise EdgeDigitsError(f"{path}: not UTF-8 text (byte {e.start}); a labels.csv is a text file") from None
+    except csv.Error as e:
+        raise EdgeDigitsError(f"{path}: not a CSV file ({e})") from None
+    if not rows or not {"filename", "lines"} <= set(reader.fieldnames or ()):
         raise EdgeDigitsError(f"{path}: needs the columns filename and lines (lines split by |)")
-    out = []
-    for n, row in enumerate(rows, 2):
-        lines = [s.strip() for s in (row["lines"] or "").split("|") if s.strip()]
-        if not row["filename"] or not all(s.isdigit() for s in lines):
-            raise EdgeDigitsError(f"{path}:{n}: expected a filename and digit lines split by |")
+    out, seen = [], set()
+    for n, row in rows:
+        if row["filename"] is None or row["lines"] is None or None in row:
+            raise EdgeDigitsError(f"{path}:{n}: has {len([v for v in row.values() if v is not None])} fields, "
+                                  f"the header {len(reader.fieldnames)}")
+        lines = [s.strip() for s in row["lines"].split("|") if s.strip()]
+        if not row["filename"].strip() or not all(DIGITS.fullmatch(s) for s in lines):
+            raise EdgeDigitsError(f"{path}:{n}: expected a filename and lines of the digits 0-9 split by |")
+        if row["filename"] in seen:
+            raise EdgeDigitsError(f"{path}:{n}: {row['filename']} is listed twice")
+        seen.add(row["filename"])
         out.append((row["filename"], lines))
     return out
 
@@ -104,7 +119,7 @@ def evaluate_folder(folder: Path, recognizer, annotate_dir: Path | None = None, 
     from .page import annotate, load_image, read_page
 
     folder = Path(folder)
-    images = []
+    images, used = [], set()
     for name, truth in read_labels(folder):
         entry = {"file": name, "truth": truth}
         t0 = time.perf_counter()
@@ -113,7 +128,7 @@ def evaluate_folder(folder: Path, recognizer, annotate_dir: Path | None = None, 
             result = read_page(image, recognizer, **options)
             read = result.lines
             if annotate_dir is not None:
-                write_image(Path(annotate_dir) / (Path(name).stem + ".png"), annotate(image, result))
+                write_image(annotation_path(Path(annotate_dir), name, used), annotate(image, result))
         except EdgeDigitsError as e:
             read, entry["error"] = [], str(e)
         except OSError as e:                    # e.g. the annotation folder is not writable
@@ -139,6 +154,18 @@ def write_image(path: Path, image) -> None:
     ok, data = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise EdgeDigitsError(f"{path}: cannot encode the image")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    atomic_write(path, data.tobytes())
+
+
+def annotation_path(folder: Path, name: str, used: set) -> Path:
+    """DIR/<stem>.png, or DIR/<stem>-<suffix>.png when another image of the folder has that stem
+    (x.jpg and x.png): one annotation never overwrites another."""
+    stem, suffix = Path(name).stem, Path(name).suffix.lstrip(".")
+    out = f"{stem}.png"
+    if out in used:
+        out = f"{stem}-{suffix or 'image'}.png"
+    n = 2
+    while out in used:
+        out, n = f"{stem}-{suffix}-{n}.png", n + 1
+    used.add(out)
+    return folder / out

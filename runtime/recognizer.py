@@ -18,14 +18,14 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
+import subprocess
 import sys
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from edgedigits.common import quiet_stderr, read_checksum
 from edgedigits.errors import EdgeDigitsError
 
 LABELS = [str(d) for d in range(10)]
@@ -55,27 +55,6 @@ def default_model_path() -> Path:
     raise EdgeDigitsError(f"no exported model in {folder}: run `edgedigits export` first, or pass --model")
 
 
-@contextmanager
-def quiet_stderr():
-    """Hide what native code writes to stderr meanwhile (LiteRT announces "INFO: Created
-    TensorFlow Lite XNNPACK delegate for CPU." on its first allocation; errors reach us as
-    exceptions anyway, and the CLI reports them in one line)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):   # no real stderr (e.g. captured)
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
 # --- metadata ------------------------------------------------------------------------------------
 
 def tflite_metadata(data: bytes) -> dict:
@@ -84,10 +63,11 @@ def tflite_metadata(data: bytes) -> dict:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = z.namelist()
             meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
-            if "labels.txt" in names and "labels" not in meta:
+            if "labels.txt" in names and isinstance(meta, dict) and "labels" not in meta:
                 meta["labels"] = z.read("labels.txt").decode().split()
             return meta
-    except (zipfile.BadZipFile, ValueError, KeyError):
+    except (zipfile.BadZipFile, ValueError, KeyError, RecursionError, EOFError, OSError,
+            NotImplementedError, RuntimeError):     # a broken archive: as if there were none
         return {}
 
 
@@ -137,12 +117,13 @@ def onnx_metadata_props(data: bytes) -> dict:
     return props
 
 
-def _json_or_empty(text: str) -> dict:
+def _json_or_empty(text: str):
+    """The parsed JSON ({} for none or unparsable text; any other value is left for
+    `validate_metadata` to refuse)."""
     try:
-        meta = json.loads(text)
-    except (TypeError, ValueError):
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
         return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 # --- backends: each exposes input shape/dtype/quantization and run(x) -> raw output --------------
@@ -245,7 +226,7 @@ class _OpenCV:
     def __init__(self, path: Path, threads: int):
         import cv2
 
-        from .page import quiet_opencv
+        from .images import quiet_opencv
 
         cv2.setNumThreads(threads)  # OpenCV's thread pool is process-wide
         with quiet_opencv():
@@ -256,6 +237,75 @@ class _OpenCV:
     def run(self, x: np.ndarray) -> np.ndarray:
         self.net.setInput(np.ascontiguousarray(x))
         return self.net.forward()
+
+
+# --- checks before and after a model loads -------------------------------------------------------
+
+def probe_digits() -> np.ndarray:
+    """Two test inputs: a blank crop and a drawn 1 (a bar in the middle), float32 [2,28,28]."""
+    x = np.zeros((2, 28, 28), np.float32)
+    x[1, 4:24, 12:16] = 1.0
+    return x
+
+
+def verify_checksum(path: Path, digest: str) -> bool:
+    """Whether the file's sha256 matches the one recorded beside it (`model.onnx.sha256`, written
+    by the exporter); False when none is recorded; EdgeDigitsError when it does not match (a
+    corrupt or altered file never reaches a native reader)."""
+    recorded = read_checksum(path)
+    if recorded is None:
+        return False
+    if recorded != digest:
+        raise EdgeDigitsError(f"{path}: does not match the sha256 recorded in {path.name}.sha256 "
+                              "(a corrupt or altered file); export it again")
+    return True
+
+
+def probe_in_child(path: Path, timeout: float = 60.0) -> None:
+    """Load a model with OpenCV's ONNX reader in a child process first: a file without a recorded
+    checksum may crash that reader (SIGSEGV), which must end in a message, not a dead process."""
+    code = ("import sys, cv2; cv2.utils.logging.setLogLevel(0)\n"
+            "try: cv2.dnn.readNetFromONNX(sys.argv[1])\nexcept cv2.error: pass")
+    try:
+        child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EdgeDigitsError(f"{path}: OpenCV's ONNX reader did not finish in {timeout:.0f} s") from None
+    if child.returncode != 0:
+        how = f"signal {-child.returncode}" if child.returncode < 0 else f"exit {child.returncode}"
+        raise EdgeDigitsError(f"{path}: OpenCV's ONNX reader crashes on this file ({how}); a corrupt "
+                              "model? (export it again, or use onnxruntime)")
+
+
+# what the metadata of a model file may hold: key -> (type, check, what it must be)
+def _labels_ok(v):
+    return 1 <= len(v) <= 1000 and all(isinstance(s, str) and 0 < len(s) <= 64 for s in v)
+
+
+def _output_ok(v):
+    kind = v.get("kind", "auto")
+    t = v.get("none_threshold", 0.5)
+    return kind in ("logits", "probabilities", "auto") and isinstance(t, (int, float)) \
+        and not isinstance(t, bool) and 0.0 <= t <= 1.0
+
+
+METADATA_SCHEMA = {
+    "labels": (list, _labels_ok, "a list of 1 to 1000 short strings"),
+    "output": (dict, _output_ok, 'an object with kind "logits" or "probabilities" and a '
+                                 "none_threshold between 0 and 1"),
+    "name": (str, lambda v: 0 < len(v) <= 200, "a short string"),
+    "format": (str, lambda v: 0 < len(v) <= 64, "a short string"),
+}
+
+
+def validate_metadata(meta, path) -> dict:
+    """The model's metadata, checked against METADATA_SCHEMA (a field a reader uses that has the
+    wrong type or value is an EdgeDigitsError naming it; other fields are kept as they are)."""
+    if not isinstance(meta, dict):
+        raise EdgeDigitsError(f"{path}: its metadata is not a JSON object")
+    for key, (kind, ok, what) in METADATA_SCHEMA.items():
+        if key in meta and not (isinstance(meta[key], kind) and ok(meta[key])):
+            raise EdgeDigitsError(f"{path}: metadata field {key!r} must be {what}, got {meta[key]!r:.80}")
+    return meta
 
 
 # --- the recognizer -----------------------------------------------------------------------------
@@ -285,6 +335,7 @@ class Recognizer:
         suffix = self.path.suffix.lower()
         if suffix not in (".tflite", ".onnx"):
             raise EdgeDigitsError(f"{self.path}: not a model file (expected .tflite or .onnx)")
+        self.verified = verify_checksum(self.path, self.sha256)
         try:
             if suffix == ".tflite":
                 if backend in ONNX_BACKENDS:
@@ -299,6 +350,8 @@ class Recognizer:
                     self._model = _OnnxRuntime(data, self.threads)
                     meta = _json_or_empty(self._model.props.get("edgedigits"))
                 else:
+                    if not self.verified:        # OpenCV's reader may crash on a broken file
+                        probe_in_child(self.path)
                     self._model = _OpenCV(self.path, self.threads)
                     meta = _json_or_empty(onnx_metadata_props(data).get("edgedigits"))
         except EdgeDigitsError:
@@ -310,7 +363,7 @@ class Recognizer:
             hint = "; OpenCV's dnn module cannot run it, install onnxruntime" if "OpenCV" in first else ""
             raise EdgeDigitsError(f"{self.path}: cannot load this model ({first}){hint}") from None
         self.backend = self._model.name
-        self.metadata = meta
+        self.metadata = meta = validate_metadata(meta, self.path)
         self.labels = [str(s) for s in meta.get("labels", LABELS)]
         # an 11-class model calls a mark "none" (not a digit) above this probability
         self.none_threshold = float(meta.get("output", {}).get("none_threshold", 0.5))
@@ -336,17 +389,21 @@ class Recognizer:
         raise EdgeDigitsError(f"{self.path}: input shape {list(shape)} is not a 28x28 digit")
 
     def _check(self):
-        """Run one blank digit: a model that does not give len(labels) scores is refused now."""
+        """Run a blank and a drawn digit, one at a time: a model that does not give len(labels)
+        finite scores for each is refused now (NaN weights load, then fail on every image)."""
         try:
-            out = self._run(np.zeros((1, 28, 28), np.float32))
+            out = np.concatenate([self._run(crop[None]) for crop in probe_digits()])
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise EdgeDigitsError(f"{self.path}: the model fails on a 28x28 digit ({first})") from None
-        if "labels" not in self.metadata and out.shape == (1, 11):   # the documented 11-class contract
+        if "labels" not in self.metadata and out.shape == (2, 11):   # the documented 11-class contract
             self.labels = LABELS + ["none"]
-        if out.shape != (1, len(self.labels)):
-            raise EdgeDigitsError(f"{self.path}: outputs shape {list(out.shape)}, expected "
+        if out.shape != (2, len(self.labels)):
+            raise EdgeDigitsError(f"{self.path}: outputs shape {[1, *out.shape[1:]]}, expected "
                                   f"[1, {len(self.labels)}] (one score per label)")
+        if not np.isfinite(out).all():
+            raise EdgeDigitsError(f"{self.path}: the model gives NaN or infinite scores on a test digit "
+                                  "(broken weights)")
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         m = self._model
@@ -374,6 +431,13 @@ class Recognizer:
             raise EdgeDigitsError(f"predict takes float32 crops [N,28,28], got shape {list(crops.shape)}")
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if not np.isfinite(crops).all():
+            raise EdgeDigitsError("predict takes finite pixel values; the crops hold NaN or inf")
+        low, high = float(crops.min()), float(crops.max())
+        if low < -0.01 or high > 1.01:
+            hint = "; divide 0-255 pixels by 255" if high > 1.01 and high <= 255 and low >= 0 else ""
+            raise EdgeDigitsError(f"predict takes crops in [0, 1] (white ink on black), got values from "
+                                  f"{low:g} to {high:g}{hint}")
         y = self._run(crops)
         is_probs = self.logits == "probabilities" or (
             self.logits == "auto" and y.min() >= 0 and np.allclose(y.sum(1), 1, atol=1e-2))

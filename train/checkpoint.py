@@ -45,6 +45,9 @@ def load_checkpoint(path, device: str = "cpu"):
     """Return (model in eval mode, config dict) from a .safetensors file and its model.json."""
     weights = resolve_weights(path)
     config_path = weights.with_name(CONFIG)
+    if weights.suffix.lower() in (".onnx", ".tflite"):
+        raise CheckpointError(f"{weights}: an exported model, not a checkpoint; this takes a .safetensors "
+                              "file or its run folder (exported files: edgedigits benchmark / eval-paper)")
     if not weights.exists():
         raise CheckpointError(f"{weights}: no such checkpoint")
     if not config_path.exists():
@@ -53,11 +56,22 @@ def load_checkpoint(path, device: str = "cpu"):
         config = json.loads(config_path.read_text())
         state = load_file(str(weights), device=device)
     except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{weights}: not a valid checkpoint ({str(e).splitlines()[0]})") from None
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{weights}: not a valid checkpoint ({first})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: not a JSON object")
     try:
-        model = build_model(config["model"], config.get("activation", "relu"),
-                            config.get("pool", "max"), **config.get("model_kwargs", {}))
+        kwargs = config.get("model_kwargs", {})
+        args = (config["model"], config.get("activation", "relu"), config.get("pool", "max"))
+        with torch.device("meta"):          # shapes only, no memory: a config asking for huge layers
+            shapes = {k: tuple(v.shape) for k, v in build_model(*args, **kwargs).state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if shapes != found:
+            wrong = sorted(set(shapes) ^ set(found)) or [k for k in shapes if shapes[k] != found[k]]
+            raise ValueError(f"{wrong[0]}: config {shapes.get(wrong[0])}, weights {found.get(wrong[0])}")
+        model = build_model(*args, **kwargs)
         model.load_state_dict(state)
-    except (KeyError, RuntimeError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{weights}: weights do not fit its config ({str(e).splitlines()[0]})") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{weights}: weights do not fit its config ({first})") from None
     return model.to(device).eval(), config

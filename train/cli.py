@@ -60,7 +60,9 @@ def register(sub) -> None:
                    help="with --init: weight of holding the digits to the init model's outputs "
                         "(learning without forgetting; keeps its MNIST accuracy)")
     p.add_argument("--quick", action="store_true", help="the short recipe (about 5 minutes on 2 cores)")
-    p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --out/last.pt with the run's own recipe (its model.json)")
+    p.add_argument("--force", action="store_true", help="train over a finished model in --out")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, mps)")
     p.add_argument("--out", type=Path, default=Path("runs/cnn"), help="run folder (default runs/cnn)")
     add_data_dir(p)
@@ -137,7 +139,14 @@ def cmd_train(args) -> int:
         if value is not None and f.name not in ("model", "activation", "pool", "augment"):
             setattr(recipe, f.name, value)
     recipe.deterministic = args.deterministic
-    fit(recipe, args.data_dir, args.out, args.device, resume=args.resume)
+    if args.resume:                    # the run goes on as it was started
+        from .rundir import resume_recipe
+
+        recipe = resume_recipe(args.out, Recipe)
+        recipe.threads = args.threads or recipe.threads
+        print(f"resume: {recipe.model}, {recipe.epochs} epochs, the recipe in {args.out}'s model.json "
+              "(recipe flags given now are not used)", file=sys.stderr)
+    fit(recipe, args.data_dir, args.out, args.device, resume=args.resume, force=args.force)
     print(f"next: edgedigits evaluate --weights {args.out / 'model.safetensors'}")
     return 0
 

@@ -36,11 +36,16 @@ class DataError(EdgeDigitsError):
 
 
 def resolve_data_dir(data_dir=None) -> Path:
-    """--data-dir, else $EDGEDIGITS_DATA, else the user cache directory."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
+    """--data-dir, else $EDGEDIGITS_DATA, else the user cache directory. A folder the user names
+    must exist (a typo is not silently created and filled by a download); the cache is made."""
+    for given, what in ((data_dir, "--data-dir"), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
+        if given:
+            path = Path(given).expanduser()
+            if path.exists() and not path.is_dir():
+                raise DataError(f"{what} {path}: is a file, not a folder of MNIST files")
+            if not path.exists():
+                raise DataError(f"{what} {path}: no such folder (create it to download MNIST into it)")
+            return path
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("edgedigits")) / "mnist"

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from edgedigits.errors import EdgeDigitsError
 
-from . import data
+from . import data, rundir
 from .augment import AugmentConfig, augment
 from .checkpoint import atomic_write_text, save_checkpoint
 from .models import build_model, class_labels, count_macs, count_params
@@ -301,8 +301,10 @@ def negative_split(recipe: Recipe, val_n: int, images=None, labels=None):
 
 
 def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bool = False,
-        log=print) -> dict:
-    """Train, keep the best checkpoint by validation accuracy, then evaluate it on the test set."""
+        log=print, force: bool = False) -> dict:
+    """Train, keep the best checkpoint by validation accuracy, then evaluate it on the test set.
+    A finished model in out_dir is trained over only with `force` (see `rundir`)."""
+    rundir.check_out_dir(out_dir, resume, force)
     set_seed(recipe.seed, recipe.deterministic)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -347,15 +349,9 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     start_epoch, best_val, bad_epochs, history = 0, -1.0, 0, []
     state_path = out_dir / LAST_STATE
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["epochs"] != recipe.epochs:
-            raise EdgeDigitsError(f"{state_path} belongs to a {state['epochs']}-epoch run; resume it with "
-                                  f"--epochs {state['epochs']} (the schedule depends on it)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_val, bad_epochs = state["epoch"] + 1, state["best_val"], state["bad_epochs"]
-        history = json.loads(state["history"])
+        state = rundir.load_state(state_path, device)
+        start_epoch, best_val, bad_epochs, history = rundir.restore(state_path, state, model, optimizer,
+                                                                    scheduler, recipe.epochs)
         gen.manual_seed(recipe.seed + start_epoch)
         log(f"resumed from {state_path} at epoch {start_epoch + 1}")
 
@@ -371,7 +367,8 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         improved = val_acc > best_val
         if improved:
             best_val, bad_epochs = val_acc, 0
-            save_checkpoint(model, {**config, "best_epoch": epoch + 1, "val_accuracy": val_acc}, out_dir)
+            save_checkpoint(model, {**config, "best_epoch": epoch + 1, "val_accuracy": val_acc},
+                            out_dir / rundir.BEST)
         else:
             bad_epochs += 1
         atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1))
@@ -411,6 +408,7 @@ def finish(out_dir: Path, x_test, y_test, train_time, history, device, log, x_ne
     from .checkpoint import CONFIG, load_checkpoint
     from .card import write_model_card
 
+    rundir.promote(out_dir)              # the run's best model replaces what was there only now
     model, config = load_checkpoint(out_dir, device)
     _, test_acc = evaluate_split(model, x_test, y_test, device)
     if x_neg is not None:

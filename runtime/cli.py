@@ -74,6 +74,19 @@ def register(sub) -> None:
                    help="exit 1 if the overall digit accuracy is below A (a CI gate)")
     p.set_defaults(func=eval_paper)
 
+    p = sub.add_parser("harvest", help="label the marks of labelled photos as training crops",
+                       description="Read every candidate mark on the photos of DIR/labels.csv as a digit, "
+                                   "align the reading with the true lines and save each mark's crop with "
+                                   "its label (the true digit, or 'none' for a mark the alignment leaves "
+                                   "over) for `edgedigits train --photo-marks`.")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .npz to write")
+    add_model_args(p)
+    p.add_argument("--only", nargs="+", default=(), metavar="NAME", help="these photos only")
+    p.add_argument("--skip", nargs="+", default=(), metavar="NAME",
+                   help="leave these photos out (to measure on them)")
+    p.set_defaults(func=harvest_marks)
+
     p = sub.add_parser("bench-runtime", help="time each stage of page reading on one core",
                        description="Time the page-reading pipeline, stage by stage, on one thread: each "
                                    "image is scaled to SIZExSIZE pixels in area (keeping its aspect ratio).")
@@ -254,6 +267,26 @@ def eval_paper(args) -> int:
 
 
 STAGES = ("prepare", "page", "measure", "ink", "lines", "classify", "total")
+
+
+def harvest_marks(args) -> int:
+    from edgedigits.runtime import Recognizer
+    from edgedigits.runtime.evaluate import read_labels
+    from edgedigits.runtime.harvest import harvest, save
+
+    if not args.dir.is_dir():
+        raise EdgeDigitsError(f"{args.dir}: no such folder")
+    names = {name for name, _ in read_labels(args.dir)}
+    unknown = sorted(set(args.only) - names) + sorted(set(args.skip) - names)
+    if unknown:
+        raise EdgeDigitsError(f"{args.dir}/labels.csv has no {', '.join(unknown)}")
+    rec = Recognizer(args.model, threads=args.threads, backend=args.backend)
+    marks = harvest(args.dir, rec, only=set(args.only), skip=set(args.skip))
+    save(args.out, marks)
+    labels = marks["labels"]
+    print(f"{args.out}: {len(labels)} marks from {len(set(marks['files']))} photos: "
+          f"{int((labels < 10).sum())} digits, {int((labels == 10).sum())} none")
+    return 0
 
 
 def bench_runtime(args) -> int:

@@ -378,13 +378,15 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         none_threshold = max(none_threshold, CLEAN_NONE)
     keep, rejected = [], []
     for r in reads:
-        if (~digit).any() and r.probs[~digit].sum() > none_threshold:
+        if opt.keep_all:
+            keep.append(r)
+        elif (~digit).any() and r.probs[~digit].sum() > none_threshold:
             rejected.append((r, "none"))
         elif (r.odd or not (digit.all() or clean)) and r.probs[digit].max() < opt.reject:
             rejected.append((r, "doubtful"))      # (a model that knows "none": any unsure read)
         else:
             keep.append(r)
-    if not digit.all():                   # a model that knows "none": doubtful pieces of words
+    if not (digit.all() or opt.keep_all):   # a model that knows "none": doubtful pieces of words
         sure = [r for r in keep if r.probs[digit].max() > 0.9]
         in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure)
                      and (clean or r.probs[~digit].sum() < IN_NUMBER)]

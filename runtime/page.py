@@ -64,6 +64,8 @@ class Options:
     match_stroke: bool = True     # thicken/thin strokes to MNIST's width before classifying
     deskew: bool = True           # turn the page so that its writing runs left to right
     rules: bool = True            # take rules, grids and boxes out of the ink; read tables by row
+    keep_all: bool = False        # set nothing aside: every candidate mark read as a digit (to
+                                  # label the marks of a photo, `edgedigits harvest`)
 
 
 @dataclass

@@ -59,6 +59,10 @@ def register(sub) -> None:
     p.add_argument("--distill", type=float, metavar="W",
                    help="with --init: weight of holding the digits to the init model's outputs "
                         "(learning without forgetting; keeps its MNIST accuracy)")
+    p.add_argument("--photo-marks", metavar="FILE",
+                   help="also train on the labelled crops of real photos in FILE (`edgedigits harvest`)")
+    p.add_argument("--photo-repeat", type=positive_int, metavar="N",
+                   help="with --photo-marks: show each crop N times per epoch (default 10)")
     p.add_argument("--quick", action="store_true", help="the short recipe (about 5 minutes on 2 cores)")
     p.add_argument("--resume", action="store_true",
                    help="continue from --out/last.pt with the run's own recipe (its model.json)")

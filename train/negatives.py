@@ -655,3 +655,19 @@ def make_negatives(n: int, seed: int = 0) -> np.ndarray:
     """uint8 [n,28,28] white-on-black crops of non-digit marks, a mix of `KINDS` (see the module
     doc), MNIST-style like the reader's crops. The same seed gives the same crops."""
     return make_negatives_with_kinds(n, seed)[0]
+
+
+def photo_marks(path, classes: int = 11) -> tuple:
+    """(crops uint8 [N,28,28], labels int64 [N]) of a file written by `edgedigits harvest`
+    (`runtime.harvest`: crops of real photos, labels 0-9 and 10 = "none"), checked."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            crops, labels = f["crops"], f["labels"]
+    except (OSError, ValueError, KeyError) as e:
+        raise EdgeDigitsError(f"{path}: not a file of harvested marks ({e})") from None
+    if crops.dtype != np.uint8 or crops.ndim != 3 or crops.shape[1:] != (28, 28) \
+            or labels.shape != (len(crops),) or not np.isin(labels, np.arange(11)).all():
+        raise EdgeDigitsError(f"{path}: expected uint8 crops [N,28,28] and labels 0-10")
+    if classes < 11 and (labels == 10).any():
+        raise EdgeDigitsError(f"{path}: holds 'none' marks; train an 11-class model (--negatives N)")
+    return crops, labels.astype(np.int64)

@@ -62,6 +62,8 @@ class Recipe:
     batchnorm: bool | None = None  # None = the model's own (cnns on, mlp off)
     hidden: list | None = None     # mlp hidden sizes (None = [128])
     split_seed: int | None = None  # seed of the validation split and --limit subset (None = seed)
+    photo_marks: str = ""          # labelled crops of real photos (`edgedigits harvest`), mixed in
+    photo_repeat: int = 10         # ... each this many times (a few thousand would drown in 100k)
 
     @property
     def classes(self) -> int:
@@ -328,6 +330,15 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
         split.update(negatives_train=len(neg_train), negatives_val=len(neg_val))
         log(f"negatives: {len(neg_train)} train / {len(neg_val)} validation marks that are not digits "
             f"(class 'none')")
+
+    if recipe.photo_marks:
+        from .negatives import photo_marks
+        crops, labels = photo_marks(recipe.photo_marks, recipe.classes)
+        x_train = torch.cat([x_train, to_tensor(np.repeat(crops, recipe.photo_repeat, 0))])
+        y_train = torch.cat([y_train, torch.tensor(np.repeat(labels, recipe.photo_repeat), dtype=torch.long)])
+        split.update(photo_marks=len(crops))
+        log(f"photo marks: {len(crops)} crops of real photos ({int((labels == 10).sum())} 'none'), "
+            f"each seen {recipe.photo_repeat} times per epoch, from {recipe.photo_marks}")
 
     model = build_model(recipe.model, recipe.activation, recipe.pool, **model_kwargs(recipe)).to(device)
     if recipe.init and not resume:

@@ -127,3 +127,23 @@ def test_train_cli_records_the_options_and_refuses_bad_ones(mnist_dir, tmp_path,
         assert e.value.code == 2
     assert main(["train", "--model", "cnn", "--hidden", "64", "--out", str(tmp_path / "bad")]) == 2
     assert "hidden sizes are for the mlp" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_models_with_the_new_options_export_and_run_in_the_runtime(mnist_dir, mnist, tmp_path):
+    """A cnn without BatchNorm, pooled by stride and GAP only, trained with hinge loss, and an mlp
+    with two BatchNorm hidden layers: exported like any model, the runtime reads what PyTorch does."""
+    from edgedigits.export.exporter import export
+    from edgedigits.runtime import Recognizer
+    from edgedigits.train.train import predict_logits
+
+    images = mnist[2][:300].astype("float32") / 255.0
+    runs = {"cnn": (tiny(model="cnn-tiny", pool="gap", batchnorm=False, dropout=0.3, loss="hinge", limit=1000,
+                         batch_size=32, schedule="none"), ["onnx", "tflite"]),
+            "mlp": (tiny(hidden=[64, 32], batchnorm=True, loss="mse"), ["onnx"])}
+    for name, (recipe, formats) in runs.items():
+        _, model, _ = train(recipe, mnist_dir, tmp_path / name)
+        reference = predict_logits(model, torch.from_numpy(images[:, None]), "cpu").argmax(1).numpy()
+        for path in export(tmp_path / name, formats, tmp_path / f"{name}-export", mnist_dir, log=lambda *_: None):
+            predicted = Recognizer(path).predict(images).argmax(1)
+            assert (predicted == reference).mean() >= 0.99, (name, path.name)

@@ -92,6 +92,19 @@ def speed(measured: list, x: np.ndarray, runs: int, rounds: int = 10) -> None:
         row.update(latency_ms=min(latency[k]) * 1000, throughput=64 / min(per_batch[k]), batch64=runner.batching)
 
 
+def fits(runner, path: Path, x: np.ndarray, classes: int) -> None:
+    """Run two digits: a file whose input is not a 28x28 digit, or that gives another number of
+    scores than the checkpoint has classes, is an EdgeDigitsError (a row with status error)."""
+    try:
+        out = np.asarray(runner.predict(x))
+    except Exception as e:          # each engine has its own exception types for a bad input
+        first = (" ".join(str(e).split()) or type(e).__name__)[:160]
+        raise EdgeDigitsError(f"{shown(path)}: fails on a 28x28 digit ({first})") from None
+    if out.shape != (len(x), classes):
+        raise EdgeDigitsError(f"{shown(path)}: gives {list(out.shape[1:])} scores per digit, the checkpoint "
+                              f"[{classes}]")
+
+
 def row_for(fmt: Format, runtime: str, path: Path, sha: str, data: dict, threads: int):
     """(row, runner) for one file in one runtime, its parity measured; runner is None unless the
     file loaded: the status then says why (missing, skipped, error)."""
@@ -106,6 +119,7 @@ def row_for(fmt: Format, runtime: str, path: Path, sha: str, data: dict, threads
                 f"({RUNTIMES[runtime].install})"}, None
     try:
         runner = runners.load(runtime, path, threads)
+        fits(runner, path, data["x"][:2], data["ref"].shape[1])
         row.update(parity(runner, data["x"], data["ref"], data["y"]))
     except EdgeDigitsError as e:
         return {**row, "status": "error", "note": str(e)}, None

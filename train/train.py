@@ -307,6 +307,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     """Train, keep the best checkpoint by validation accuracy, then evaluate it on the test set.
     A finished model in out_dir is trained over only with `force` (see `rundir`)."""
     rundir.check_out_dir(out_dir, resume, force)
+    state = rundir.load_state(Path(out_dir) / LAST_STATE, device) if resume else None   # fail fast
     set_seed(recipe.seed, recipe.deterministic)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -359,8 +360,7 @@ def fit(recipe: Recipe, data_dir, out_dir: Path, device: str = "cpu", resume: bo
     out_dir.mkdir(parents=True, exist_ok=True)
     start_epoch, best_val, bad_epochs, history = 0, -1.0, 0, []
     state_path = out_dir / LAST_STATE
-    if resume and state_path.exists():
-        state = rundir.load_state(state_path, device)
+    if state is not None:
         start_epoch, best_val, bad_epochs, history = rundir.restore(state_path, state, model, optimizer,
                                                                     scheduler, recipe.epochs)
         gen.manual_seed(recipe.seed + start_epoch)

@@ -12,7 +12,7 @@ TORCH := torch==2.13.0
 EDGEDIGITS_DATA ?= $(abspath ../shared/data/mnist)
 export EDGEDIGITS_DATA
 
-.PHONY: setup benchmark test ship train clean fonts
+.PHONY: setup benchmark test ship train clean fonts dist pi-check
 # Debian fonts for train/negatives.py (printed digits and text, handwriting-style letters and signs);
 # kept in step with negatives.FONT_PACKAGES.
 FONTS := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 fonts-dkg-handwriting \
@@ -24,6 +24,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q "$(TORCH)" -e ".[dev,onnx2tf]"
 	# onnx2tf 1.29.x (the last line for Python 3.11) pins old versions: install it beside TF 2.21 without them.
 	$(BIN)/pip install -q --no-deps onnx2tf==1.29.24
+	# tflite-support: the official TFLite metadata schema (export) and reader (tests). Its Task Library
+	# pins protobuf<4; the metadata part needs only flatbuffers (and libusb-1.0, see DEBS).
+	$(BIN)/pip install -q --no-deps tflite-support==0.4.4
 	touch $@
 
 setup: $(BIN)/.installed
@@ -40,14 +43,28 @@ ship: setup fonts
 	$(BIN)/edgedigits export
 	$(BIN)/edgedigits benchmark
 
+# The wheel and sdist (shipped models inside) in dist/, checked with twine.
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The runtime on arm64 Debian bookworm (64-bit Raspberry Pi OS) under qemu, compared with x86;
+# writes docs/raspberry-pi.md. Needs root; about 10 minutes the first time (the root is cached).
+pi-check: dist
+	nice -n 10 bash pi/check.sh
+
 # The shipped models' recipes.
 train: setup
 	$(BIN)/edgedigits train --model cnn --out runs/cnn
 	$(BIN)/edgedigits train --model cnn-tiny --out runs/cnn-tiny
 
+# Other Debian packages the tests need: tflite-support's metadata extensions link libusb-1.0.
+DEBS := libusb-1.0-0
+
 fonts:
-	@if ! dpkg -s $(FONTS) >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FONTS) >/dev/null; \
+	@if ! dpkg -s $(FONTS) $(DEBS) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FONTS) $(DEBS) >/dev/null; \
 	fi
 
 # The 11-class model ("none" = not a handwritten digit): the shipped cnn fine-tuned on synthetic marks.

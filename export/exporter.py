@@ -264,7 +264,7 @@ def finish(fmt: Format, tmp_file: Path, out_dir: Path, ref: Reference, log, t0: 
 
         onnx.save(metadata.write_onnx(onnx.load(str(tmp_file)), meta), str(tmp_file))
     else:
-        metadata.append_tflite(tmp_file, meta)
+        metadata.write_tflite(tmp_file, meta)
     check = runners.load(runtime, tmp_file).predict(ref.test_x[:1])
     if check.shape != (1, len(ref.config.get("labels", metadata.LABELS))) or not np.isfinite(check).all() \
             or check.argmax() != pred[0]:
@@ -314,6 +314,8 @@ def export(weights: Path, formats: list, out_dir: Path, data_dir=None, log=None)
         raise EdgeDigitsError("nothing to export: pytorch is the reference checkpoint itself; "
                               f"choose from {', '.join(f for f in FORMATS if f != 'pytorch')}")
     check_modules(fmts)
+    if any(f.suffix == ".tflite" for f in fmts):
+        metadata.check_tflite_writer()
     weights = resolve_weights(weights)
     model, config = load_checkpoint(weights)
     model = inference_copy(model)

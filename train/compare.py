@@ -165,14 +165,17 @@ def plot(summary: list, runs: dict, keys: list, path: Path) -> Path:
     from .plots import plt, save
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    low = 100.0
     for s in summary:
         curves = np.array([r["val_curve"] for r in runs[run_key(s["settings"])]]) * 100
         epochs = np.arange(1, curves.shape[1] + 1)
         label = ", ".join(f"{k}={show(s['settings'][k])}" for k in keys)
         line, = ax.plot(epochs, curves.mean(0), marker="o", label=label)
         ax.fill_between(epochs, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.15)
+        low = min(low, curves.mean(0)[1:].min() if len(epochs) > 1 else curves.mean())
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy (mean over seeds, min-max)")
-    ax.set_ylim(max(ax.get_ylim()[0], 90), 100)
+    ax.set_ylim(max(0.0, np.floor(low) - 1), 100)        # from the second epoch on: the first is far below
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)

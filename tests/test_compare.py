@@ -7,7 +7,7 @@ import pytest
 
 from edgedigits.cli import main
 from edgedigits.errors import EdgeDigitsError
-from edgedigits.train.compare import compare, parse_setting
+from edgedigits.train.compare import compare, make_recipe, parse_setting, same_recipe
 
 TINY = {"model": "mlp", "epochs": 2, "limit": 400, "val_size": 300, "batch_size": 64, "augment": False}
 
@@ -82,3 +82,16 @@ def test_compare_refuses_what_it_cannot_run(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "for the mlp" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_folder_matches_its_recipe_across_trainer_versions():
+    from dataclasses import asdict
+
+    recipe = make_recipe(TINY, {"activation": "elu"}, seed=1, threads=1)
+    stored = json.loads(json.dumps(asdict(recipe)))
+    assert same_recipe(stored, recipe)
+    older = {k: v for k, v in stored.items() if k != "l1"}      # written before the trainer had --l1
+    assert same_recipe(older, recipe)
+    assert not same_recipe({**stored, "epochs": 5}, recipe)
+    assert not same_recipe(older, make_recipe(TINY, {"activation": "elu", "l1": 1e-4}, seed=1, threads=1))
+    assert not same_recipe({**stored, "something_else": 1}, recipe)

@@ -95,14 +95,20 @@ def epochs_to(val_curve: list, target: float):
     return next((epoch for epoch, acc in enumerate(val_curve, 1) if acc >= target), None)
 
 
+def same_recipe(stored: dict, recipe) -> bool:
+    """Whether a run folder's recipe.json is this recipe; a field the trainer gained since counts as
+    the same while it has its default value."""
+    wanted, defaults = json.loads(json.dumps(asdict(recipe))), asdict(type(recipe)())
+    return all(stored.get(k, defaults.get(k)) == wanted.get(k, "?") for k in stored.keys() | wanted.keys())
+
+
 def run_one(recipe, folder: Path, data_dir, device: str, log) -> dict:
     """Train one run (resuming its last.pt if there is one) unless its result.json is there."""
     from .checkpoint import atomic_write_text
     from .train import fit
 
     recipe_path, result_path = folder / "recipe.json", folder / "result.json"
-    wanted = json.dumps(asdict(recipe), sort_keys=True)
-    if recipe_path.exists() and json.dumps(json.loads(recipe_path.read_text()), sort_keys=True) != wanted:
+    if recipe_path.exists() and not same_recipe(json.loads(recipe_path.read_text()), recipe):
         raise EdgeDigitsError(f"{folder} holds a run with other settings (another --epochs, --limit, --set?); "
                               f"use another --out")
     if result_path.exists():

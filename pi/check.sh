@@ -55,10 +55,11 @@ if [ ! -e "$ROOT/.complete" ]; then
     root_s=$(secs "$t")
 fi
 chroot "$ROOT" /bin/true || { echo "pi-check: cannot run arm64 programs (binfmt qemu-aarch64)" >&2; exit 1; }
-# /proc and /sys as on the device (LiteRT's and onnxruntime's cpuinfo read both), unmounted on exit.
+# /proc (unmounted on exit), but not /sys: this host's sysfs describes x86 CPUs, and onnxruntime's
+# cpuinfo crashes on it under qemu (without it, it warns "failed to parse the list of possible
+# processors" and runs; on a Pi, /sys is the Pi's own).
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
-mountpoint -q "$ROOT/sys" || mount -t sysfs -o ro sysfs "$ROOT/sys"
-trap 'umount "$ROOT/proc" "$ROOT/sys" 2>/dev/null || true' EXIT
+trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
 say "root ready: $(chroot "$ROOT" uname -m), $(chroot "$ROOT" python3 --version)"
 
 # --- 2. wheels ----------------------------------------------------------------------------------
@@ -71,31 +72,7 @@ cp "$wheel" "$WORK/wheels/"
 find "$CACHE/wheels" -name '*.whl' ! -name 'edgedigits-*' -exec cp {} "$WORK/wheels/" \;
 
 # --- 3. data: 1,000 MNIST test digits, the photos, a video of the photos ------------------------
-$PY - "$WORK/data" "$PAPER/paper" <<'EOF'
-import sys
-from pathlib import Path
-
-import cv2
-import numpy as np
-
-from edgedigits.train.data import load_mnist
-
-out = Path(sys.argv[1])
-np.save(out / "mnist-test-1000.npy", load_mnist()[2][:1000])
-# Each paper photo for 3 frames of a 960x720 MJPG video (letterboxed on grey, as a camera sees a desk).
-writer = cv2.VideoWriter(str(out / "paper.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (960, 720))
-for path in sorted(Path(sys.argv[2]).glob("*.png"))[:12]:
-    image = cv2.imread(str(path))
-    scale = min(960 / image.shape[1], 720 / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.full((720, 960, 3), 90, np.uint8)
-    y, x = (720 - small.shape[0]) // 2, (960 - small.shape[1]) // 2
-    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
-    for _ in range(3):
-        writer.write(frame)
-writer.release()
-EOF
-cp -r "$PAPER/paper" "$PAPER/paper-hard" "$WORK/data/"
+$PY pi/probe.py --prepare "$WORK/data" --paper "$PAPER"
 cp pi/probe.py "$WORK/"
 
 # --- 4. install in the root; the x86 run meanwhile ---------------------------------------------
@@ -106,7 +83,7 @@ x86=$!
 IN_ROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8)
 nice -n 10 "${IN_ROOT[@]}" python3 -m venv /check/venv
 nice -n 10 "${IN_ROOT[@]}" /check/venv/bin/pip install -q --no-index --find-links /check/wheels \
-    "/check/wheels/$(basename "$wheel")[runtime]"
+    --no-compile "/check/wheels/$(basename "$wheel")[runtime]"
 install_s=$(secs "$t")
 wait $x86 || { cat "$WORK/x86.log" >&2; exit 1; }
 

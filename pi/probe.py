@@ -1,5 +1,6 @@
 """What `make pi-check` runs twice, on this x86 machine and in the arm64 root, to compare:
 
+    python pi/probe.py --prepare DATA --paper ../shared/data     # on the host, once
     python pi/probe.py OUT --data DATA
 
 DATA holds mnist-test-1000.npy (the first 1,000 MNIST test digits, uint8 [1000, 28, 28]),
@@ -73,6 +74,33 @@ def parity(digits: np.ndarray, part: int, parts: int, out: Path) -> None:
     (out / f"parity-{part}.json").write_text(json.dumps(seconds))
 
 
+def prepare(data: Path, paper: Path) -> None:
+    """DATA for a probe: the first 1,000 MNIST test digits ($EDGEDIGITS_DATA), paper/ and
+    paper-hard/ copied from `paper`, and paper.avi: twelve paper photos, three frames each, as a
+    960x720 MJPG video (letterboxed on grey, as a camera sees a sheet on a desk)."""
+    import shutil
+
+    import cv2
+
+    from edgedigits.train.data import load_mnist
+
+    data.mkdir(parents=True, exist_ok=True)
+    np.save(data / "mnist-test-1000.npy", load_mnist(allow_download=False)[2][:1000])
+    for name in ("paper", "paper-hard"):
+        shutil.copytree(paper / name, data / name, dirs_exist_ok=True)
+    writer = cv2.VideoWriter(str(data / "paper.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (960, 720))
+    for path in sorted((paper / "paper").glob("*.png"))[:12]:
+        image = cv2.imread(str(path))
+        scale = min(960 / image.shape[1], 720 / image.shape[0])
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame = np.full((720, 960, 3), 90, np.uint8)
+        y, x = (720 - small.shape[0]) // 2, (960 - small.shape[1]) // 2
+        frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+        for _ in range(3):
+            writer.write(frame)
+    writer.release()
+
+
 def camera_readings(stdout: str) -> list:
     """The camera's printed readings without their timestamps: 'frame 12: 123 | 456'."""
     return [re.sub(r" \([0-9.]+s\)", "", line) for line in stdout.splitlines() if line.startswith("frame ")]
@@ -80,10 +108,16 @@ def camera_readings(stdout: str) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("out", type=Path, nargs="?")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--prepare", type=Path, metavar="DATA", help="write DATA for a probe, and stop")
+    parser.add_argument("--paper", type=Path, default=Path("../shared/data"), help="holds paper/, paper-hard/")
     parser.add_argument("--parity", type=int, metavar="PART", help="(internal) run one part of the parity")
     args = parser.parse_args()
+    if args.prepare:
+        return prepare(args.prepare, args.paper)
+    if not args.out or not args.data:
+        parser.error("give OUT and --data (or --prepare DATA)")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.parity is not None:
         digits = np.load(args.data / "mnist-test-1000.npy").astype(np.float32) / 255.0

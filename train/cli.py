@@ -1,4 +1,4 @@
-"""Subcommands of the trainer: train, evaluate, models, augment-preview."""
+"""Subcommands of the trainer: train, evaluate, models, augment-preview, compare-none."""
 
 import argparse
 import json
@@ -97,6 +97,22 @@ def register(sub) -> None:
     add_data_dir(p)
     p.set_defaults(func=cmd_augment_preview)
 
+    p = sub.add_parser("compare-none", help="an 11th 'none' class against a second, binary model",
+                       description="Measure the two ways to say 'not a digit' on the same held-out data: "
+                                   "the 11-class model (--model) against the 10-class one (--digits) plus a "
+                                   "binary cnn-tiny trained here (digit or not).")
+    p.add_argument("--model", type=Path, help="the 11-class checkpoint (default: the shipped cnn)")
+    p.add_argument("--digits", type=Path, help="the 10-class checkpoint (default: the shipped cnn-mnist)")
+    p.add_argument("--negatives", type=positive_int, default=40000, help="marks to train the binary model on")
+    p.add_argument("--epochs", type=positive_int, default=3, help="binary model epochs (default 3)")
+    p.add_argument("--limit", type=positive_int, default=0, help="train the binary model on this many digits (and score on as many test digits)")
+    p.add_argument("--photo-marks", type=Path, metavar="FILE",
+                   help="also score on labelled crops of real photos (`edgedigits harvest`)")
+    p.add_argument("--out", type=Path, default=Path("runs/none-head"), help="report folder")
+    p.add_argument("--device", default="cpu")
+    add_data_dir(p)
+    p.set_defaults(func=cmd_compare_none)
+
 
 def unit_float(text: str) -> float:
     """argparse type: a rate in [0, 1)."""
@@ -152,6 +168,19 @@ def cmd_train(args) -> int:
               "(recipe flags given now are not used)", file=sys.stderr)
     fit(recipe, args.data_dir, args.out, args.device, resume=args.resume, force=args.force)
     print(f"next: edgedigits evaluate --weights {args.out / 'model.safetensors'}")
+    return 0
+
+
+def cmd_compare_none(args) -> int:
+    from edgedigits.models import shipped
+
+    from .none_head import compare, table, write
+
+    result = compare(args.model or shipped(), args.digits or shipped().parent / "cnn-mnist", args.data_dir,
+                     args.negatives, args.epochs, args.photo_marks, device=args.device, limit=args.limit)
+    write(args.out, result)
+    print(table(result))
+    print(f"report: {args.out / 'none_head.md'}")
     return 0
 
 

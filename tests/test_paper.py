@@ -39,15 +39,15 @@ def report(paper_dir, paper_model):
 
 
 def test_reads_the_paper_photos(report):
-    """The issue's targets: >= 95% of digits, every image read, >= 80% of lines exactly right."""
+    """Every image read, >= 97% of digits (measured 98.2%), >= 80% of lines exactly right."""
     assert report["digits_true"] == 327 and len(report["images"]) == 15
-    assert report["digit_accuracy"] >= 0.95, report["digit_accuracy"]
+    assert report["digit_accuracy"] >= 0.97, report["digit_accuracy"]
     assert report["line_exact"] >= 0.80, report["line_exact"]
     assert report["images_read"] == 15
     for image in report["images"]:         # no photo is lost: each is mostly read
         assert image["digit_accuracy"] >= 0.85, (image["file"], image["read"], image["truth"])
-        # (<= 3: the 11-class model drops a touching "20" on hypjudy_A4_3, see test below)
-        assert abs(image["digits_found"] - image["digits_true"]) <= 3, image["file"]
+        # a sheet of nothing but writing keeps its doubtful marks: no digit is set aside
+        assert abs(image["digits_found"] - image["digits_true"]) <= 1, image["file"]
 
 
 def test_sheets_on_a_desk_read_like_their_crops(report):
@@ -65,9 +65,9 @@ def test_two_columns_are_read_row_by_row(report):
     a4_3 = next(e for e in report["images"] if e["file"] == "hypjudy_A4_3.png")
     assert len(a4_3["read"]) == 6
     for read, truth in zip(a4_3["read"], a4_3["truth"]):
-        # the 11-class model drops a touching "20" on the first line (the cut piece reads "none")
-        assert edit_distance(read, truth) <= 3, (read, truth)
-    assert sum(edit_distance(r, t) for r, t in zip(a4_3["read"], a4_3["truth"])) <= 6
+        # (two long-tailed 7s read as 1s; a round 0 that the model calls "none" kept as a digit)
+        assert edit_distance(read, truth) <= 2, (read, truth)
+    assert sum(edit_distance(r, t) for r, t in zip(a4_3["read"], a4_3["truth"])) <= 4
 
 
 @pytest.mark.parametrize("size", ["3500px", "half"])

@@ -185,3 +185,19 @@ def test_the_shipped_model_says_none_to_marks_and_keeps_digits(rec, mnist):
     kept = probs[:, 10] <= rec.none_threshold
     assert kept.mean() >= 0.985
     assert (probs[:, :10].argmax(1) == y).mean() >= 0.99
+
+
+def test_wood_above_a_form_is_desk_and_short_table_rules_are_rules(hard_dir, rec):
+    """The election form runs out of the photo on both sides, under a wood-grain desk that is as
+    bright as 55% of the paper: its grain is set aside as desk (the sheet's hull stands above a
+    darker, textured surround), not read as a column of 1s; the short rules between the cells of
+    its signature table (too short to be found as rules) are set aside as rules."""
+    from edgedigits.runtime.evaluate import read_labels
+
+    name = "InternationalIDEA_cdigital_data_sample_01.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    kinds = [m.kind for m in result.rejected]
+    assert kinds.count("desk") >= 20 and kinds.count("rule") >= 4
+    assert all(d.box[1] > 470 for d in result.digits)          # the sheet's top edge is at y = 470
+    s = score(result.lines, dict(read_labels(hard_dir))[name])
+    assert s["extra"] <= 12 and s["missed"] <= 2, (result.lines, s)

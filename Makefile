@@ -74,3 +74,11 @@ train-none: setup fonts
 
 clean:
 	rm -rf runs .pytest_cache
+
+# The long fuzz run (issue 10): hostile images, mutated models, labels.csv/metadata/predict input,
+# seeded and replayable (FUZZ_SEED); counts by outcome, exit 1 on any crash, hang, page over the
+# time bound (1 s CPU per MP) or uncaught exception. About 15 minutes on one core.
+.PHONY: fuzz
+FUZZ_SEED ?= 0
+fuzz: setup
+	$(BIN)/edgedigits fuzz --images 10000 --models 1000 --text 10000 --seed $(FUZZ_SEED)

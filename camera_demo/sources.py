@@ -11,7 +11,6 @@ and a still image is one frame.
 
 import glob
 import logging
-import os
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgedigits.errors import EdgeDigitsError
+from edgedigits.runtime.images import quiet_opencv
 
 log = logging.getLogger("edgedigits.camera")
 
@@ -41,31 +41,6 @@ class Frame:
     time: float           # time.monotonic() when it was captured
     name: str = ""        # file name for images
     new_scene: bool = False  # an unrelated picture: forget what earlier frames showed
-
-
-class quiet_opencv:
-    """Silence OpenCV's warnings (probing absent cameras prints several per try) and, with
-    stderr=True, what FFmpeg writes straight to file descriptor 2 ("moov atom not found"): our
-    own one-line error says it better. Used only around opening a capture."""
-
-    def __init__(self, stderr: bool = False):
-        self.stderr = stderr
-
-    def __enter__(self):
-        self.level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-        if self.stderr:
-            sys.stderr.flush()
-            self.saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-
-    def __exit__(self, *exc):
-        if self.stderr:
-            os.dup2(self.saved, 2)
-            os.close(self.saved)
-        cv2.utils.logging.setLogLevel(self.level)
 
 
 def parse_size(text):
@@ -90,7 +65,7 @@ def camera_backends():
 
 def try_camera(index: int, backend: int, size=None):
     """An opened capture that delivered a first frame, else None."""
-    with quiet_opencv():
+    with quiet_opencv(stderr=False):
         cap = cv2.VideoCapture(index, backend)
         if cap.isOpened():
             if size:
@@ -331,13 +306,13 @@ def open_source(spec: str, *, interactive: bool = False, realtime: bool = False,
         cap = open_camera(index, size)
         return Live(cap, reopen=lambda: try_camera(index, cv2.CAP_ANY, size), name=f"camera {index}")
     if "://" in spec:
-        with quiet_opencv():
+        with quiet_opencv(stderr=False):
             cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             raise EdgeDigitsError(f"cannot open the stream {spec} (tried FFMPEG); check the URL")
 
         def reopen():
-            with quiet_opencv():
+            with quiet_opencv(stderr=False):
                 c = cv2.VideoCapture(spec, cv2.CAP_FFMPEG)
             return c if c.isOpened() else None
         return Live(cap, reopen=reopen, name=spec)

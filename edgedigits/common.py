@@ -60,10 +60,10 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -77,20 +77,37 @@ def display_path(path) -> str:
 
 
 @contextmanager
-def quiet_stderr():
-    """Hide what native code writes to file descriptor 2 meanwhile (LiteRT's "INFO: Created
-    TensorFlow Lite XNNPACK delegate", libpng's warnings); errors reach us as exceptions anyway."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):   # no real stderr (e.g. captured)
+def quiet_output(stdout: bool = False, stderr: bool = True):
+    """Hide what native code writes to file descriptors 1 and/or 2 meanwhile (LiteRT's "INFO:
+    Created TensorFlow Lite XNNPACK delegate", libpng's warnings, FFmpeg, converter logs); errors
+    reach us as exceptions anyway. The one helper for that (set EDGEDIGITS_VERBOSE=1 to see all)."""
+    fds = [fd for fd, on in ((1, stdout), (2, stderr)) if on]
+    if os.environ.get("EDGEDIGITS_VERBOSE") or not fds:
         yield
         return
+    try:
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+            if fd in fds and stream.fileno() != fd:     # a replaced stream (e.g. captured): leave it
+                fds.remove(fd)
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(fd)
+    saved = [os.dup(fd) for fd in fds]
     try:
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
+            for fd in fds:
+                os.dup2(null.fileno(), fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def quiet_stderr():
+    """`quiet_output` for stderr only."""
+    return quiet_output(stdout=False, stderr=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 from . import metadata, runners
@@ -299,8 +300,6 @@ def write_reports(report: dict, out_dir: Path, stem: str = "benchmark") -> list:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in ((f"{stem}.md", to_markdown(report)), (f"{stem}.json", json.dumps(report, indent=2) + "\n")):
-        tmp = out_dir / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+        atomic_write(out_dir / name, text)
         paths.append(out_dir / name)
     return paths

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgedigits.common import write_checksum
+from edgedigits.common import atomic_write, write_checksum
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.train.checkpoint import load_checkpoint, resolve_weights
 from edgedigits.train.data import load_mnist
@@ -343,6 +343,5 @@ def export(weights: Path, formats: list, out_dir: Path, data_dir=None, log=None)
                 convert(fmt, model, tmp / fmt.file, calib, shared)
             written.append(finish(fmt, tmp / fmt.file, out_dir, ref, log, t0))
     labels = out_dir / LABELS_FILE
-    labels.with_name(LABELS_FILE + ".tmp").write_text("\n".join(config.get("labels", metadata.LABELS)) + "\n")
-    os.replace(labels.with_name(LABELS_FILE + ".tmp"), labels)
+    atomic_write(labels, "\n".join(config.get("labels", metadata.LABELS)) + "\n")
     return written

@@ -7,14 +7,13 @@ probabilities); these runners stay here so the benchmark measures each engine di
 """
 
 import os
-import sys
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from edgedigits.common import quiet_output
 from edgedigits.errors import EdgeDigitsError
 
 from .formats import RUNTIMES
@@ -25,25 +24,10 @@ def quiet():
     """Swallow what native code prints on stdout/stderr meanwhile (converter logs, LiteRT's
     "INFO: Created TensorFlow Lite XNNPACK delegate", torch/absl warnings) and Python warnings.
     Errors still arrive as exceptions; set EDGEDIGITS_VERBOSE=1 to see everything."""
-    if os.environ.get("EDGEDIGITS_VERBOSE"):
+    with warnings.catch_warnings(), quiet_output(stdout=True, stderr=True):
+        if not os.environ.get("EDGEDIGITS_VERBOSE"):
+            warnings.simplefilter("ignore")
         yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 class Runner:

@@ -22,7 +22,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 30))
 
 import cv2  # noqa: E402
 
-from edgedigits.common import quiet_stderr  # noqa: E402
+from edgedigits.common import quiet_output  # noqa: E402
 from edgedigits.errors import EdgeDigitsError  # noqa: E402
 
 MAX_PIXELS = 100_000_000      # default limit (--max-pixels): a 100 MP photo is 300 MB decoded
@@ -31,13 +31,14 @@ _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2
 
 
 @contextmanager
-def quiet_opencv():
-    """Silence OpenCV's own log lines and what its codecs print (a broken file is reported once,
-    as an EdgeDigitsError)."""
+def quiet_opencv(stderr: bool = True):
+    """Silence OpenCV's own log lines and, with `stderr`, what its codecs and FFmpeg write to file
+    descriptor 2 (libpng warnings, "moov atom not found"): a broken file is reported once, as an
+    EdgeDigitsError."""
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        with quiet_stderr():
+        with quiet_output(stdout=False, stderr=stderr):
             yield
     finally:
         cv2.utils.logging.setLogLevel(level)
@@ -50,7 +51,7 @@ def header_size(data: bytes):
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")          # bomb warnings, broken TIFF tags, EXIF
             with Image.open(io.BytesIO(data)) as im:
                 return int(im.size[0]), int(im.size[1]), im.format, im.mode
     except Image.DecompressionBombError:       # over twice Pillow's limit: its size, unchecked

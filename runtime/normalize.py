@@ -31,6 +31,11 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(perimeter, 1.0)
 
 
+# crops are shrunk to this long side before their strokes are matched: the dilation that widens
+# thin strokes grows with 1/scale, and on a 2000 px hairball of noise took 0.2 s a blob
+MAX_CROP = 8 * BOX
+
+
 def count_holes(mask: np.ndarray) -> int:
     """Background regions enclosed by ink (a 0 or 6 has one, an 8 two)."""
     background = cv2.copyMakeBorder((~mask).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
@@ -80,6 +85,10 @@ def normalize_digit(crop, ink: str = "auto", match_stroke: bool = True) -> np.nd
         a = 1.0 - a
     x, y, w, h = cv2.boundingRect((a > 0.1).astype(np.uint8))
     a = a[y:y + h, x:x + w]
+    if max(h, w) > MAX_CROP:     # a huge mark (a hairball of noise): stroke matching at a bounded size
+        f = MAX_CROP / max(h, w)
+        a = cv2.resize(a, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        h, w = a.shape
     scale = BOX / max(h, w)
     if match_stroke:
         a = _adjust_stroke(a, scale)

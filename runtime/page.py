@@ -37,6 +37,7 @@ classify  every blob is normalised the MNIST way and classified in one batch; wi
           mapped back to the input photo.
 """
 
+import contextvars
 import time
 from dataclasses import dataclass, field, fields
 
@@ -110,8 +111,10 @@ class _Clock:
 
 
 # A view with more candidate marks than this is noise, not writing (the densest real page, a
-# census form at 2.25 MP, has 1232): reading stops there, in bounded time (`bench-noise`).
+# census form read at 2.25 MP, has 1232): reading stops there, in bounded time (`edgedigits fuzz`).
+# Counted per MP of the photo as read (after `max_side`), not of a view zoomed in on it.
 NOISE = {"blobs": 1000, "blobs_per_mp": 600}
+_photo_mp = contextvars.ContextVar("photo_mp", default=4.0)
 
 
 class _Noise(Exception):
@@ -122,7 +125,7 @@ def find_blobs(page: np.ndarray, height: float):
     """`ink.find_blobs`, bounded: a view with more marks than `NOISE` allows raises _Noise, so
     that a frame of noise never reaches line grouping and classification."""
     found = ink_blobs(page, height)
-    if len(found[0]) > NOISE["blobs"] + NOISE["blobs_per_mp"] * page.size / 1e6:
+    if len(found[0]) > NOISE["blobs"] + NOISE["blobs_per_mp"] * _photo_mp.get():
         raise _Noise
     return found
 
@@ -131,10 +134,15 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     """All the digits on a photo of paper (BGR or gray uint8), in reading order. See the module doc.
     A photo that holds too many marks to be writing comes back with no digits and `noise` set."""
     t0 = time.perf_counter()
+    shape, side = np.shape(image)[:2], options.get("max_side", Options.max_side)
+    mp = float(np.prod(shape)) / 1e6 * min(1.0, side / max(max(shape, default=1), 1)) ** 2 if len(shape) == 2 else 0.0
+    token = _photo_mp.set(mp)
     try:
         return _read_page(image, recognizer, **options)
     except _Noise:
         return PageResult([], [], {"total": round((time.perf_counter() - t0) * 1000, 3)}, noise=True)
+    finally:
+        _photo_mp.reset(token)
 
 
 def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
@@ -157,6 +165,7 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
             zoom = min(zoom, max(1.0, opt.max_side / max(gray.shape)))   # small print: no bigger than max_side
+            zoom = min(zoom, max(2.0, np.sqrt(1e6 / gray.size)))    # a small photo: a view of <= 1 MP or 2x
             if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
                 zoom = probe
             if zoom == probe and not turn and grid is None and seen:   # what the probe saw will do

@@ -228,15 +228,22 @@ class _OpenCV:
 
         from .images import quiet_opencv
 
-        cv2.setNumThreads(threads)  # OpenCV's thread pool is process-wide
+        self.cv2, self.threads = cv2, threads
         with quiet_opencv():
             self.net = cv2.dnn.readNetFromONNX(str(path))
         self.shape, self.dtype = [-1, 1, 28, 28], np.dtype(np.float32)
         self.in_quant, self.out_quant, self.batch = (0.0, 0), (0.0, 0), -1
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        self.net.setInput(np.ascontiguousarray(x))
-        return self.net.forward()
+        """One forward pass on `threads` threads; OpenCV's thread count is process-wide, so the
+        rest of the process (page reading) gets its own setting back afterwards."""
+        before = self.cv2.getNumThreads()
+        self.cv2.setNumThreads(self.threads)
+        try:
+            self.net.setInput(np.ascontiguousarray(x))
+            return self.net.forward()
+        finally:
+            self.cv2.setNumThreads(before)
 
 
 # --- checks before and after a model loads -------------------------------------------------------
@@ -422,7 +429,8 @@ class Recognizer:
 
     def predict(self, crops) -> np.ndarray:
         """Class probabilities [N, len(labels)] for float32 crops [N,28,28] (or one [28,28])."""
-        crops = np.asarray(crops, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):     # out of float32's range: inf, refused below
+            crops = np.asarray(crops, dtype=np.float32)
         if crops.ndim == 2:
             crops = crops[None]
         if crops.ndim == 4 and 1 in (crops.shape[1], crops.shape[3]):

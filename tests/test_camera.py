@@ -372,12 +372,16 @@ def test_lost_camera_is_retried_with_backoff_and_comes_back(paper_video, photos,
     cap.set(cv2.CAP_PROP_POS_FRAMES, len(photos) * REPEAT - 3)   # 3 frames, then "unplugged"
     source = Live(cap, reopen=reopen, name="camera 0")
     source.grabber.backoff = (0.05, 0.2)
+    delays, wait = [], source.grabber.stopping.wait
+    source.grabber.stopping.wait = lambda timeout=None: (delays.append(timeout), wait(timeout))[1]
     with caplog.at_level(logging.WARNING, logger="edgedigits.camera"):
         summary = run(source, recognizer, NoneView(lambda s: None), max_frames=6)
     assert summary.frames == 6 and summary.reason == "stopped after 6 frames"
     assert len(attempts) >= 3
-    gaps = np.diff(attempts)
-    assert gaps[1] > gaps[0] * 1.5              # exponential backoff
+    # exponential backoff: the delays the grabber waited double, and each attempt came no sooner
+    # than its delay (what a loaded machine adds to a wait is not compared: it does not flake)
+    assert delays[:2] == [0.05, 0.1]
+    assert np.diff(attempts)[0] >= 0.1 * 0.95
     messages = [r.getMessage() for r in caplog.records]
     assert any("camera lost: reconnecting" in m for m in messages)
     assert any("camera back" in m for m in messages)

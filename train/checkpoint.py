@@ -1,12 +1,12 @@
 """Checkpoints are weights (safetensors) plus a JSON config: loading never runs pickled code."""
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 from .models import build_model
@@ -19,18 +19,14 @@ class CheckpointError(EdgeDigitsError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def save_checkpoint(model: torch.nn.Module, config: dict, out_dir: Path) -> Path:
     """Write model.safetensors and model.json into out_dir (each via a temporary name)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out_dir / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp), metadata={"model": config["model"]})
-    os.replace(tmp, out_dir / WEIGHTS)
+    atomic_write(out_dir / WEIGHTS, save(tensors, metadata={"model": config["model"]}))
     atomic_write_text(out_dir / CONFIG, json.dumps(config, indent=2) + "\n")
     return out_dir / WEIGHTS
 

@@ -8,6 +8,7 @@ of a trained checkpoint (a 10-class head grows an 11th row): the shipped cnn lea
 epochs instead of a full run.
 """
 
+import io
 import json
 import math
 import platform
@@ -26,7 +27,7 @@ from edgedigits.errors import EdgeDigitsError
 
 from . import data, rundir
 from .augment import AugmentConfig, augment
-from .checkpoint import atomic_write_text, save_checkpoint
+from .checkpoint import atomic_write, atomic_write_text, save_checkpoint
 from .models import build_model, class_labels, count_macs, count_params
 
 LAST_STATE = "last.pt"
@@ -211,11 +212,11 @@ def peak_memory_mb() -> float:
 
 def save_state(path: Path, epoch, epochs, model, optimizer, scheduler, best_val, bad_epochs, history) -> None:
     """Resumable state; plain tensors and numbers only, so it loads with weights_only=True."""
-    tmp = path.with_name(path.name + ".tmp")
+    buffer = io.BytesIO()
     torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "best_val": best_val, "epochs": epochs,
-                "bad_epochs": bad_epochs, "history": json.dumps(history)}, tmp)
-    tmp.replace(path)
+                "bad_epochs": bad_epochs, "history": json.dumps(history)}, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def base_config(recipe: Recipe, model, split_sizes) -> dict:

@@ -393,8 +393,9 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         keep += in_number
         rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]
-        # a digit between two letters, or beside one and doubtful, is a letter of a word
-        in_word = [] if clean else [r for r in keep if touches(r, nones) == 2
+        # a digit in a chain of letters, between two, or beside one and doubtful, is a letter
+        words = set() if clean else wordy(keep, nones)
+        in_word = [] if clean else [r for r in keep if r in words or touches(r, nones) == 2
                                     or (r.probs[digit].max() < IN_WORD and touches(r, nones))]
         printed = printed_like(keep, nones, digit)
         keep = [r for r in keep if r not in in_word and r not in printed]
@@ -430,6 +431,24 @@ def sure_none_share(reads: list, digit: np.ndarray) -> float:
     return float(np.mean([r.probs[~digit].sum() > 0.95 for r in reads]))
 
 
+def wordy(keep: list, nones: list) -> set:
+    """Kept digits in a word: marks that stand right beside each other on a line (as `touches`
+    sees it) form a chain; in a chain of more "none" marks than digits, the digits are letters
+    too (the l and d of a cursive "Harald" read as 1 and 6)."""
+    marks = sorted(keep + nones, key=lambda r: (r.line, r.x0))
+    kept = {id(r) for r in keep}
+    out, chain = set(), []
+    for r in marks + [None]:
+        if chain and r is not None and touches(r, [chain[-1]]):
+            chain.append(r)
+            continue
+        digits = [m for m in chain if id(m) in kept]
+        if len(chain) - len(digits) > len(digits):
+            out.update(digits)
+        chain = [r]
+    return out
+
+
 def touches(r: Read, others: list) -> int:
     """On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line (a gap
     under a third of r's height, overlapping it in height)."""
@@ -454,6 +473,9 @@ def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
         return []
     style_h = float(np.median([r.y1 - r.y0 for r in sure]))
     style_d = float(np.median([r.darkness for r in sure]))
+    alike = [r for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.12]
+    if len(alike) < max(3, len(sure) / 3):     # no shared height: handwritten signs, not print
+        return []
     print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
     return [r for r in keep if r.line in print_lines and abs((r.y1 - r.y0) / style_h - 1) < 0.12
             and abs(r.darkness - style_d) < 0.12]

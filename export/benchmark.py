@@ -22,7 +22,7 @@ from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 from . import metadata, runners
-from .formats import FORMATS, RUNTIMES, Format, resolve, shown
+from .formats import FORMATS, RUNTIMES, Format, by_suffix, resolve, shown
 
 FLOAT_MAX_DIFF = 1e-4
 INT8_MAX_DROP = 0.001        # accuracy points, as a fraction
@@ -35,9 +35,10 @@ PACKAGES = ("torch", "onnxruntime", "opencv-python-headless", "ai-edge-litert")
 def format_of(path: Path) -> Format:
     """The table row of a file: from its metadata, else from its suffix and weight dtype."""
     path = Path(path)
-    if path.suffix not in (".onnx", ".tflite", ".safetensors"):
-        raise EdgeDigitsError(f"{path}: not a .onnx, .tflite or .safetensors file")
-    if path.suffix == ".safetensors":
+    suffixes = sorted({f.suffix for f in FORMATS.values()})
+    if path.suffix not in suffixes:
+        raise EdgeDigitsError(f"{path}: not a {', '.join(suffixes)} file")
+    if path.suffix == FORMATS["pytorch"].suffix:
         return FORMATS["pytorch"]
     try:
         meta = metadata.read(path)
@@ -51,8 +52,7 @@ def format_of(path: Path) -> Format:
         int8 = int8_weight_fraction(path) > 0.5
     except Exception:
         int8 = False
-    return FORMATS[{(".onnx", False): "onnx", (".onnx", True): "onnx_int8",
-                    (".tflite", False): "tflite", (".tflite", True): "tflite_int8"}[(path.suffix, int8)]]
+    return by_suffix(path.suffix, int8)
 
 
 def parity(runner, x: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:

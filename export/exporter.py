@@ -291,18 +291,21 @@ def check_modules(formats: list) -> None:
 
 # ------------------------------------------------------------------------------------- export
 
+# Format.converter -> how that file is written: (fmt, model, target, calibration images, shared)
+# where `shared` holds the float ONNX ("onnx") and the onnx2tf outputs (by format name) made once.
+CONVERTERS = {
+    "onnx": lambda fmt, model, target, calib, shared: shutil.copy(shared["onnx"], target),
+    "onnx_int8": lambda fmt, model, target, calib, shared: export_onnx_int8(shared["onnx"], target, calib),
+    "litert": lambda fmt, model, target, calib, shared: export_tflite(model, target),
+    "litert_int8": lambda fmt, model, target, calib, shared: export_tflite_int8(model, target, calib),
+    "onnx2tf": lambda fmt, model, target, calib, shared: target.write_bytes(
+        lean_tflite(shared[fmt.name].read_bytes())),
+}
+
+
 def convert(fmt: Format, model: nn.Module, target: Path, calib: np.ndarray, shared: dict) -> None:
-    """Write `fmt` to `target`; `shared` holds the float ONNX and onnx2tf outputs made once."""
-    if fmt.name == "onnx":
-        shutil.copy(shared["onnx"], target)
-    elif fmt.name == "onnx_int8":
-        export_onnx_int8(shared["onnx"], target, calib)
-    elif fmt.name == "tflite":
-        export_tflite(model, target)
-    elif fmt.name == "tflite_int8":
-        export_tflite_int8(model, target, calib)
-    else:
-        target.write_bytes(lean_tflite(shared[fmt.name].read_bytes()))
+    """Write `fmt` to `target` with the converter its table row names."""
+    CONVERTERS[fmt.converter](fmt, model, target, calib, shared)
 
 
 def export(weights: Path, formats: list, out_dir: Path, data_dir=None, log=None) -> list:
@@ -325,17 +328,17 @@ def export(weights: Path, formats: list, out_dir: Path, data_dir=None, log=None)
     ref = Reference(weights, config, test_x, test_y, torch_predictions(model, test_x), len(calib))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {f.name for f in fmts}
-    onnx2tf = {"tflite_onnx2tf", "tflite_onnx2tf_int8"}
+    onnx2tf = [f for f in fmts if f.converter == "onnx2tf"]
     written = []
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
         tmp, shared = Path(tmp), {}
-        if names & ({"onnx", "onnx_int8"} | onnx2tf):
+        if any(f.from_float_onnx for f in fmts):
             with quiet():
                 shared["onnx"] = export_onnx(model, tmp / "float.onnx")
-        if names & onnx2tf:
+        if onnx2tf:
             t0 = time.perf_counter()
-            shared.update(export_onnx2tf(shared["onnx"], tmp / "onnx2tf", calib, "tflite_onnx2tf_int8" in names))
+            shared.update(export_onnx2tf(shared["onnx"], tmp / "onnx2tf", calib,
+                                         any(f.dtype == "int8" for f in onnx2tf)))
             log(f"{'(onnx2tf)':<20} converted in a subprocess ({time.perf_counter() - t0:.1f} s)")
         for fmt in fmts:
             t0 = time.perf_counter()

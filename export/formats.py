@@ -47,6 +47,7 @@ class Format:
     runtimes: tuple
     aliases: tuple = ()
     int8: str | None = None    # name of the int8 variant of a float32 format
+    converter: str = ""        # key of export/exporter.py's CONVERTERS that writes it ("": the reference)
 
     @property
     def suffix(self) -> str:
@@ -55,6 +56,11 @@ class Format:
     @property
     def reference(self) -> bool:
         return self.name == "pytorch"
+
+    @property
+    def from_float_onnx(self) -> bool:
+        """Whether its converter starts from the float ONNX export (made once per run)."""
+        return self.converter in ("onnx", "onnx_int8", "onnx2tf")
 
 
 ONNX_NEEDS = ("torch", "onnx", "onnxscript")
@@ -68,24 +74,33 @@ FORMATS = {f.name: f for f in (
            ("pytorch",), ("torch", "pt", "safetensors")),
     Format("onnx", "ONNX", "model.onnx", "float32", "NCHW", (-1, 1, 28, 28),
            "torch.onnx (dynamo), opset 18, dynamic batch", ONNX_NEEDS, ("onnxruntime", "opencv"),
-           ("onnx_float32", "onnx32"), int8="onnx_int8"),
+           ("onnx_float32", "onnx32"), int8="onnx_int8", converter="onnx"),
     Format("onnx_int8", "ONNX int8", "model_int8.onnx", "int8", "NCHW", (-1, 1, 28, 28),
            "onnxruntime static QDQ, S8S8, per-channel", ONNX_NEEDS + ("onnxruntime",),
-           ("onnxruntime", "opencv"), ("onnx8", "ort_int8", "onnxruntime_int8")),
+           ("onnxruntime", "opencv"), ("onnx8", "ort_int8", "onnxruntime_int8"), converter="onnx_int8"),
     Format("tflite", "TFLite", "model_float32.tflite", "float32", "NHWC", (1, 28, 28, 1),
            "litert-torch", TFLITE_NEEDS, ("litert",),
-           ("litert", "tflite_float32", "litert_float32", "tfl"), int8="tflite_int8"),
+           ("litert", "tflite_float32", "litert_float32", "tfl"), int8="tflite_int8", converter="litert"),
     Format("tflite_int8", "TFLite int8", "model_int8.tflite", "int8", "NHWC", (1, 28, 28, 1),
            "litert-torch, PT2E full-integer, float32 I/O", TFLITE_NEEDS,
-           ("litert",), ("litert_int8", "tflite8")),
+           ("litert",), ("litert_int8", "tflite8"), converter="litert_int8"),
     Format("tflite_onnx2tf", "TFLite via onnx2tf", "model_onnx2tf_float32.tflite", "float32", "NHWC",
            (1, 28, 28, 1), "ONNX -> onnx2tf (TensorFlow) -> TFLite", ONNX2TF_NEEDS, ("litert",),
-           ("onnx2tf", "onnx2tf_float32", "tensorflow", "tf"), int8="tflite_onnx2tf_int8"),
+           ("onnx2tf", "onnx2tf_float32", "tensorflow", "tf"), int8="tflite_onnx2tf_int8", converter="onnx2tf"),
     Format("tflite_onnx2tf_int8", "TFLite int8 via onnx2tf", "model_onnx2tf_int8.tflite", "int8",
            "NHWC", (1, 28, 28, 1), "ONNX -> onnx2tf full-integer, float32 I/O", ONNX2TF_NEEDS,
-           ("litert",), ("onnx2tf_int8", "tf_int8")),
+           ("litert",), ("onnx2tf_int8", "tf_int8"), converter="onnx2tf"),
 )}
 EXPORTABLE = tuple(name for name, f in FORMATS.items() if not f.reference)
+
+
+def by_suffix(suffix: str, int8: bool) -> Format:
+    """The first row (table order) for a file suffix and weight type: what a file without
+    metadata is taken to be."""
+    for f in FORMATS.values():
+        if f.suffix == suffix and (f.dtype == "int8") == int8:
+            return f
+    raise EdgeDigitsError(f"no format for a {'int8' if int8 else 'float32'} {suffix} file")
 LABELS_FILE = "labels.txt"
 
 

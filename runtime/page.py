@@ -165,7 +165,7 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
             zoom = min(zoom, max(1.0, opt.max_side / max(gray.shape)))   # small print: no bigger than max_side
-            zoom = min(zoom, max(2.0, np.sqrt(1e6 / gray.size)))    # a small photo: a view of <= 1 MP or 2x
+            zoom = min(zoom, max(1.5, np.sqrt(1e6 / gray.size)))    # a small photo: a view of <= 1 MP or 1.5x
             if 0.8 <= zoom / probe <= 1.25:                 # the probe's scale is close enough
                 zoom = probe
             if zoom == probe and not turn and grid is None and seen:   # what the probe saw will do

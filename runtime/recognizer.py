@@ -268,19 +268,23 @@ def verify_checksum(path: Path, digest: str) -> bool:
     return True
 
 
-def probe_in_child(path: Path, timeout: float = 60.0) -> None:
-    """Load a model with OpenCV's ONNX reader in a child process first: a file without a recorded
-    checksum may crash that reader (SIGSEGV), which must end in a message, not a dead process."""
-    code = ("import sys, cv2; cv2.utils.logging.setLogLevel(0)\n"
-            "try: cv2.dnn.readNetFromONNX(sys.argv[1])\nexcept cv2.error: pass")
+def probe_in_child(path: Path, backend: str, reader: str, timeout: float = 60.0) -> None:
+    """Load and run a model in a child process first: a file without a recorded checksum may crash
+    a native reader (OpenCV's ONNX reader: SIGSEGV; LiteRT on a damaged flatbuffer: SIGABRT), which
+    must end in a message, not a dead process. A load that fails cleanly there fails here again,
+    with its own message."""
+    code = ("import sys\nfrom edgedigits.errors import EdgeDigitsError\n"
+            "from edgedigits.runtime.recognizer import Recognizer\n"
+            "try: Recognizer(sys.argv[1], backend=sys.argv[2], probe=False)\nexcept EdgeDigitsError: pass")
     try:
-        child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=timeout)
+        child = subprocess.run([sys.executable, "-c", code, str(path), backend], capture_output=True,
+                               timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise EdgeDigitsError(f"{path}: OpenCV's ONNX reader did not finish in {timeout:.0f} s") from None
-    if child.returncode != 0:
+        raise EdgeDigitsError(f"{path}: {reader} did not load it in {timeout:.0f} s") from None
+    if child.returncode < 0 or child.returncode > 1:
         how = f"signal {-child.returncode}" if child.returncode < 0 else f"exit {child.returncode}"
-        raise EdgeDigitsError(f"{path}: OpenCV's ONNX reader crashes on this file ({how}); a corrupt "
-                              "model? (export it again, or use onnxruntime)")
+        raise EdgeDigitsError(f"{path}: {reader} crashes on this file ({how}); a corrupt model? "
+                              "(export it again)")
 
 
 # what the metadata of a model file may hold: key -> (type, check, what it must be)
@@ -325,7 +329,9 @@ class Recognizer:
     >>> rec.labels[probs[0].argmax()]
     """
 
-    def __init__(self, model_path=None, threads: int = 1, backend: str = "auto"):
+    def __init__(self, model_path=None, threads: int = 1, backend: str = "auto", probe: bool = True):
+        """`probe`: load a file that has no matching .sha256 beside it in a child process first,
+        where the interpreter may crash (OpenCV's ONNX reader, LiteRT)."""
         if backend not in BACKENDS:
             raise EdgeDigitsError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if int(threads) < 1:
@@ -347,6 +353,8 @@ class Recognizer:
             if suffix == ".tflite":
                 if backend in ONNX_BACKENDS:
                     raise EdgeDigitsError(f"backend {backend!r} cannot run a .tflite file")
+                if probe and not self.verified:      # LiteRT may abort on a damaged flatbuffer
+                    probe_in_child(self.path, backend, "the TFLite interpreter")
                 self._model = _TFLite(data, self.threads, backend)
                 meta = tflite_metadata(data)
             else:
@@ -357,8 +365,8 @@ class Recognizer:
                     self._model = _OnnxRuntime(data, self.threads)
                     meta = _json_or_empty(self._model.props.get("edgedigits"))
                 else:
-                    if not self.verified:        # OpenCV's reader may crash on a broken file
-                        probe_in_child(self.path)
+                    if probe and not self.verified:      # OpenCV's reader may crash on a broken file
+                        probe_in_child(self.path, backend, "OpenCV's ONNX reader")
                     self._model = _OpenCV(self.path, self.threads)
                     meta = _json_or_empty(onnx_metadata_props(data).get("edgedigits"))
         except EdgeDigitsError:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgedigits.common import sha256
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.export import formats, metadata, runners
 from edgedigits.export.benchmark import (FLOAT_MAX_DIFF, INT8_MAX_DROP, INT8_MIN_AGREEMENT, INT8_MAX_SIZE,
@@ -163,8 +164,10 @@ def test_export_onnx_int8_and_tflite_into_tmp(shipped_dir, mnist_dir, tmp_path):
     log = []
     written = export(shipped_dir, ["onnx", "onnx-int8", "tflite"], tmp_path, mnist_dir, log=log.append)
     assert [p.name for p in written] == ["model.onnx", "model_int8.onnx", "model_float32.tflite"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in written), "labels.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(p.name for p in written), *(p.name + ".sha256" for p in written), "labels.txt"])
     for path in written:
+        assert (tmp_path / (path.name + ".sha256")).read_text().split() == [sha256(path), path.name]
         meta = metadata.read(path)
         shipped_meta = metadata.read(shipped_dir / path.name)
         assert meta["source"] == shipped_meta["source"]
@@ -196,7 +199,8 @@ def test_failed_export_leaves_no_partial_file(shipped_dir, mnist_dir, tmp_path, 
     monkeypatch.setattr(exporter, "export_tflite", broken)
     with pytest.raises(exporter.ExportError, match="simulated"):
         exporter.export(shipped_dir, ["onnx", "tflite"], tmp_path, mnist_dir)
-    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # finished before the crash, complete
+    # finished before the crash, complete, with its checksum
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.sha256"]
     assert metadata.read(tmp_path / "model.onnx")["format"] == "onnx"
 
 

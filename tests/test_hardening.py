@@ -239,6 +239,24 @@ def test_a_crash_in_opencvs_reader_is_a_message(shipped_dir, tmp_path, monkeypat
     assert Recognizer(tmp_path / "model.onnx", backend="opencv").backend == "opencv"
 
 
+def test_a_tflite_that_aborts_the_interpreter_is_a_message(tmp_path):
+    """Found by `edgedigits fuzz --seed 0` (models:115): a shipped .tflite with a few bytes changed
+    aborted LiteRT (SIGABRT) and with it the process. A .tflite without a matching checksum is now
+    loaded in a child first; the command ends in one line."""
+    from edgedigits.runtime import fuzz
+
+    sources = fuzz.model_sources()
+    if not any(suffix == ".tflite" for suffix, _, _ in sources):
+        pytest.skip("no shipped .tflite or no TFLite interpreter")
+    label, data, suffix, backend = fuzz.model_case(fuzz.case_rng(0, "models", 115), sources)
+    path = tmp_path / f"mutated{suffix}"
+    path.write_bytes(data)
+    rc, _, err = run_cli("recognize", os.path.join(ROOT, "models", "cnn", "curves.png"), "--model", path,
+                         "--backend", backend)
+    assert rc in (0, 1, 2), (label, rc, err)           # never killed by a signal
+    assert "Traceback" not in err
+
+
 def test_nan_model_is_refused_at_load(tmp_path):
     """Issue 10.4: a model whose weights give NaN loaded, then every image failed with a TypeError."""
     path = tiny_onnx(tmp_path / "nan.onnx", nan=True)
@@ -470,3 +488,29 @@ def test_libpng_warnings_stay_off_stderr(tmp_path, rec):
     (tmp_path / "warn.png").write_bytes(data[:33] + bad_chunk + data[33:])
     rc, out, err = run_cli("recognize", tmp_path / "warn.png")
     assert rc == 0 and err.strip() == "", err
+
+
+# --- the house -------------------------------------------------------------------------------
+
+def test_every_format_in_the_table_has_its_converter():
+    """The formats table drives the exporter: each exportable row names a converter that exists,
+    every converter is used, and a file without metadata maps back to a row by suffix."""
+    pytest.importorskip("torch")
+    from edgedigits.export import exporter
+    from edgedigits.export.formats import FORMATS, by_suffix
+
+    rows = [f for f in FORMATS.values() if not f.reference]
+    assert all(f.converter in exporter.CONVERTERS for f in rows), [f.name for f in rows]
+    assert {f.converter for f in rows} == set(exporter.CONVERTERS)
+    assert not FORMATS["pytorch"].converter
+    for f in rows:
+        assert by_suffix(f.suffix, f.dtype == "int8").suffix == f.suffix
+
+
+def test_runtime_layers_import_downwards():
+    """recognizer.py (the interpreter) is the lowest layer: it never imports page reading."""
+    code = ("import sys; import edgedigits.runtime.recognizer; "
+            "print([m for m in sys.modules if m.startswith('edgedigits.runtime.') and m.split('.')[-1] in "
+            "('page', 'ink', 'digits', 'rules', 'images')])")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0 and child.stdout.strip() == "[]", child.stdout + child.stderr

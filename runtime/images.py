@@ -44,7 +44,7 @@ def quiet_opencv(stderr: bool = True):
         cv2.utils.logging.setLogLevel(level)
 
 
-def header_size(data: bytes):
+def header_size(data: bytes, what="image"):
     """(width, height, format, mode) from an image file's header, without decoding it; None when
     Pillow does not know the format (our own limit applies, not Pillow's bomb check)."""
     from PIL import Image, UnidentifiedImageError
@@ -55,11 +55,14 @@ def header_size(data: bytes):
             with Image.open(io.BytesIO(data)) as im:
                 return int(im.size[0]), int(im.size[1]), im.format, im.mode
     except Image.DecompressionBombError:       # over twice Pillow's limit: its size, unchecked
-        with _no_pillow_limit(Image), Image.open(io.BytesIO(data)) as im:
-            return int(im.size[0]), int(im.size[1]), im.format, im.mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError,
-            IndexError, KeyError, OverflowError, ZeroDivisionError, MemoryError, RuntimeError):
-        return None     # Pillow's parsers raise these on a broken or unknown header
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        try:
+            with _no_pillow_limit(Image), Image.open(io.BytesIO(data)) as im:
+                return int(im.size[0]), int(im.size[1]), im.format, im.mode
+        except Exception:                      # noqa: BLE001 -- a broken file that claims to be huge
+            raise EdgeDigitsError(f"{what}: its header claims over {limit / 1e6:.0f} MP and it cannot be read") from None
+    except (UnidentifiedImageError, Exception):   # noqa: BLE001 -- Pillow's parsers raise OSError,
+        return None     # SyntaxError, struct.error, ValueError... on a broken or unknown header
 
 
 @contextmanager
@@ -82,7 +85,7 @@ def check_size(width: int, height: int, max_pixels: int, what) -> None:
 def decode_image(data: np.ndarray, max_pixels: int = MAX_PIXELS, what="image") -> np.ndarray:
     """BGR uint8 from an encoded image's bytes (EdgeDigitsError if it cannot be decoded or is
     over `max_pixels`); very large images come back at 1/2, 1/4 or 1/8 scale."""
-    size = header_size(data.tobytes())
+    size = header_size(data.tobytes(), what)
     flags, mode = cv2.IMREAD_COLOR, None
     if size is not None:
         width, height, fmt, mode = size

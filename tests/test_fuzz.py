@@ -136,3 +136,11 @@ def test_a_crashing_worker_is_counted_and_the_run_goes_on(monkeypatch):
     records = fuzz.run("text", 4, seed=5)
     assert [(r["i"], r["outcome"]) for r in records if r["outcome"] == "crash"] == [(1, "crash")]
     assert [r["i"] for r in records] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("kind,seed,i", [("images", 0, 3150)])
+def test_cases_the_long_run_found_now_end_in_one_line(rec, kind, seed, i):
+    """Cases `make fuzz` found, replayed: images:3150 of seed 0 is a WebP whose header claims
+    213 MP and that Pillow cannot open without its bomb check (an OSError escaped)."""
+    record = fuzz.run_one(kind, seed, i, rec, Path(tempfile.gettempdir()), None)
+    assert record["outcome"] in ("ok", "refused"), record

@@ -67,6 +67,10 @@ def test_missing_file_without_download(tmp_path):
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "env"))
+    with pytest.raises(data.DataError, match="no such folder"):       # a folder the user names must exist
+        data.resolve_data_dir(tmp_path / "flag")
+    (tmp_path / "flag").mkdir()
+    (tmp_path / "env").mkdir()
     assert data.resolve_data_dir(tmp_path / "flag") == tmp_path / "flag"
     assert data.resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv(data.ENV_VAR)

@@ -50,7 +50,7 @@ dist: setup
 	$(BIN)/twine check --strict dist/*
 
 # The runtime on arm64 Debian bookworm (64-bit Raspberry Pi OS) under qemu, compared with x86;
-# writes docs/raspberry-pi.md. Needs root; about 10 minutes the first time (the root is cached).
+# writes docs/raspberry-pi.md. Needs root and the network (apt, pip); the arm64 root is cached.
 pi-check: dist
 	nice -n 10 bash pi/check.sh
 

@@ -75,10 +75,12 @@ find "$CACHE/wheels" -name '*.whl' ! -name 'edgedigits-*' -exec cp {} "$WORK/whe
 $PY pi/probe.py --prepare "$WORK/data" --paper "$PAPER"
 cp pi/probe.py "$WORK/"
 
-# --- 4. install in the root; the x86 run meanwhile ---------------------------------------------
-say "installing $(basename "$wheel")[runtime] in the root (--no-index); the x86 probe meanwhile"
+# --- 4. install in the root; meanwhile the same wheel in an x86 venv, and the x86 probe ----------
+say "installing $(basename "$wheel")[runtime] in the root (--no-index); the same wheel on x86 meanwhile"
 t=$(date +%s)
-nice -n 10 $PY pi/probe.py "$WORK/x86" --data "$WORK/data" >"$WORK/x86.log" 2>&1 &
+X86=$CACHE/x86-venv
+( rm -rf "$X86" && $PY -m venv "$X86" && "$X86/bin/pip" install -q "$wheel[runtime]" \
+  && nice -n 10 "$X86/bin/python" pi/probe.py "$WORK/x86" --data "$WORK/data" ) >"$WORK/x86.log" 2>&1 &
 x86=$!
 IN_ROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8)
 nice -n 10 "${IN_ROOT[@]}" python3 -m venv /check/venv

@@ -101,6 +101,17 @@ def prepare(data: Path, paper: Path) -> None:
     writer.release()
 
 
+def resize_primitive(photo: Path) -> dict:
+    """OpenCV's INTER_AREA resize at a fractional factor (what page reading and the 20x20 digit fit
+    use), in uint8 and float32, on one photo: the platform's own rounding shows here first."""
+    import cv2
+
+    gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    return {f"resize_area_{kind}": cv2.resize(gray.astype(dtype) / scale, None, fx=0.71, fy=0.71,
+                                              interpolation=cv2.INTER_AREA)
+            for kind, dtype, scale in (("uint8", np.uint8, 1), ("float32", np.float32, 255))}
+
+
 def camera_readings(stdout: str) -> list:
     """The camera's printed readings without their timestamps: 'frame 12: 123 | 456'."""
     return [re.sub(r" \([0-9.]+s\)", "", line) for line in stdout.splitlines() if line.startswith("frame ")]
@@ -156,6 +167,7 @@ def main() -> None:
             logits.update(np.load(args.out / f"{name}.npz"))
             result["parity_seconds"].update(json.loads((args.out / f"{name}.json").read_text()))
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    np.savez(args.out / "primitives.npz", **resize_primitive(photo))
     np.savez(args.out / "logits.npz", **logits)
     (args.out / "probe.json").write_text(json.dumps(result, indent=1))
     print(f"probe ({result['machine']}): {len(logits)} model/backend pairs, {result['seconds']} s")

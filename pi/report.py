@@ -17,7 +17,10 @@ BEGIN, END = "<!-- pi-check report: begin (written by make pi-check) -->", "<!--
 
 
 def load(folder: Path) -> tuple:
-    return json.loads((folder / "probe.json").read_text()), dict(np.load(folder / "logits.npz"))
+    result = json.loads((folder / "probe.json").read_text())
+    if (folder / "primitives.npz").exists():
+        result["primitives"] = dict(np.load(folder / "primitives.npz"))
+    return result, dict(np.load(folder / "logits.npz"))
 
 
 def commit() -> str:
@@ -26,6 +29,19 @@ def commit() -> str:
 
     return git("rev-parse", "--short=10", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain",
                                                                                           "--untracked-files=no") else "")
+
+
+def primitives_line(x86: dict, arm: dict) -> str:
+    """How many pixels of OpenCV's fractional INTER_AREA resize differ between the machines (not a
+    failure by itself: it explains differing readings)."""
+    parts = []
+    for name in sorted(set(x86) & set(arm)):
+        a, b = x86[name].astype(np.float64), arm[name].astype(np.float64)
+        differ = int((a != b).sum()) if a.shape == b.shape else a.size
+        parts.append(f"{name.removeprefix('resize_area_')}: {differ} of {a.size} pixels differ"
+                     + (f" (at most {np.abs(a - b).max():.1e})" if differ and a.shape == b.shape else ""))
+    return ("- OpenCV `resize(INTER_AREA)` at 0.71x of the first paper photo, arm64 against x86: " + "; ".join(parts)
+            if parts else "")
 
 
 def compare(x86: dict, arm: dict, x86_logits: dict, arm_logits: dict) -> tuple:
@@ -71,6 +87,7 @@ def compare(x86: dict, arm: dict, x86_logits: dict, arm_logits: dict) -> tuple:
         for name, job in probe["jobs"].items():
             if job["rc"] != 0 and name not in ("paper", "paper-hard"):
                 failures.append(f"{name}: exit {job['rc']} on {machine} ({' '.join(job['stderr'])})")
+    lines.append(primitives_line(x86.get("primitives", {}), arm.get("primitives", {})))
     heavy = arm["jobs"]["imports"]["heavy"]
     lines.append(f"- import check (`edgedigits recognize` in-process, then `sys.modules`): torch/tensorflow/keras/jax "
                  f"imported: {heavy}")

@@ -51,6 +51,7 @@ def test_report_passes_on_identical_runs_and_fails_on_each_difference(probe):
     lines, failures = report.compare(result, result, logits, logits)
     assert failures == [] and "identical readings" in "\n".join(lines)
     assert "| model_int8.tflite/litert | 1000 | 1000/1000 | 0.00e+00 |" in "\n".join(lines)
+    assert "uint8: 0 of" in "\n".join(lines) and "float32: 0 of" in "\n".join(lines)
 
     flipped = {k: v.copy() for k, v in logits.items()}
     flipped["model_int8.tflite/litert"][7] = flipped["model_int8.tflite/litert"][7][::-1]   # another argmax
@@ -73,8 +74,9 @@ def test_report_writes_between_the_markers(probe, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     result, logits = probe
-    (out / "probe.json").write_text(json.dumps(result))
+    (out / "probe.json").write_text(json.dumps({k: v for k, v in result.items() if k != "primitives"}))
     np.savez(out / "logits.npz", **logits)
+    np.savez(out / "primitives.npz", **result["primitives"])
     run = subprocess.run([sys.executable, PI / "report.py", "--x86", out, "--arm", out, "--wheel",
                           "dist/edgedigits-0.1.0-py3-none-any.whl", "--doc", doc], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -72,6 +72,22 @@ train-none: setup fonts
 	$(BIN)/edgedigits train --model cnn --init models/cnn-mnist --distill 3 --negatives 40000 --epochs 20 \
 		--min-epochs 20 --lr 0.001 --out runs/cnn-none
 
+# The comparisons behind docs/theory.md, 3 seeds each (about 1.5 hours of CPU on 2 cores; run it
+# again to resume: finished runs are skipped). Reports in runs/theory/NAME/report.md.
+COMPARE := nice -n 10 $(BIN)/edgedigits compare
+.PHONY: theory
+theory: setup
+	$(COMPARE) --vary activation=relu,leaky_relu,prelu,elu --out runs/theory/activation
+	$(COMPARE) --vary loss=mse,hinge,huber --out runs/theory/loss
+	$(COMPARE) --vary pool=avg,gap --out runs/theory/pool
+	$(COMPARE) --vary batchnorm=off --out runs/theory/batchnorm
+	$(COMPARE) --vary optimizer=sgd --out runs/theory/optimizer
+	$(COMPARE) --vary dropout=0,0.5 --out runs/theory/dropout
+	$(COMPARE) --vary weight_decay=0 --out runs/theory/weight_decay
+	$(COMPARE) --vary l1=0.00005 --out runs/theory/l1
+	$(COMPARE) --set model=mlp --vary hidden=128,256 --out runs/theory/mlp-hidden
+	$(COMPARE) --set optimizer=sgd --vary lr=0.05 --out runs/theory/sgd-lr
+
 clean:
 	rm -rf runs .pytest_cache
 

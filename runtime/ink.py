@@ -215,6 +215,11 @@ def sheet_region(page: np.ndarray):
     return cv2.resize(hull, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+# pieces beyond which a view is noise (above page.NOISE's limit for any photo): merging them, a
+# Python sweep, took 3.5 s on a 1080x1920 frame of noise (25k pieces)
+MAX_PIECES = 4000
+
+
 def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     """Candidate digits on the flattened page, the ink they are cut from, the page's scale, its
     rules (taken out of the ink when `rule_height` is given) and the marks dropped on the way
@@ -249,7 +254,8 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     blobs = keep(blobs, lambda b: b.h <= 3.5 * height, "too tall", dropped)
     blobs = keep(blobs, lambda b: not (b.touches_edge and (max(b.h, b.w) > 1.5 * height
                                                           or min(b.h, b.w) < 0.2 * height)), "edge", dropped)
-    blobs = merge_pieces(blobs, geom)
+    if len(blobs) <= MAX_PIECES:  # more is noise, not writing: left unmerged (page.py reports it)
+        blobs = merge_pieces(blobs, geom)
     blobs = keep(blobs, lambda b: max(b.h, b.w) >= 0.25 * height, "speck", dropped)
     return blobs, Ink(labels, flat, paper, darkest), geom, rules, dropped
 

@@ -88,7 +88,7 @@ def test_finetune_learns_a_users_style_without_forgetting_mnist(user_samples, mn
                *QUICK])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["finetune.json", "labels.txt", "model.json",
-                                                     "model.onnx", "model.safetensors"]
+                                                     "model.onnx", "model.onnx.sha256", "model.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]     # no temporary folder left
     report = json.loads((out / "finetune.json").read_text())
     assert report["n_samples"] == N_SAMPLES and 0.1 * N_SAMPLES <= report["n_holdout"] <= 0.3 * N_SAMPLES

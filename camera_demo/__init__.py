@@ -1,5 +1,6 @@
 """edgedigits.camera_demo: live digit reading from a camera, a video, an image or a folder,
-and the samples that feed `edgedigits finetune` (see docs/camera.md).
+and the samples that feed `edgedigits finetune` (written by runtime/samples.py, the
+format's owner; see docs/camera.md).
 
 Uses only edgedigits.runtime, OpenCV and the standard library (never torch or tensorflow):
 
@@ -7,7 +8,6 @@ Uses only edgedigits.runtime, OpenCV and the standard library (never torch or te
     demo.py        the loop: read_page, stabilise, overlay, views (window, none), commands
     http_view.py   the MJPEG stream and its page (http.server)
     stabilize.py   IoU tracking and label votes across frames
-    samples.py     samples written atomically (index.jsonl + PNGs)
     bench.py       `edgedigits bench-camera`
     cli.py         the `camera` and `bench-camera` subcommands
 """

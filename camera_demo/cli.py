@@ -97,9 +97,9 @@ def read_options(args) -> dict:
 
 def cmd_camera(args) -> int:
     from edgedigits.runtime import Recognizer
+    from edgedigits.runtime.samples import SampleStore
 
     from .demo import NoneView, WindowView, gui_available, run
-    from .samples import SampleStore
     from .sources import open_source, parse_size
     from .stabilize import Stabilizer
 

@@ -17,6 +17,10 @@ This command fine-tunes a checkpoint on them without letting it forget MNIST:
 4. save the checkpoint and re-export it (edgedigits.export.exporter.export) into a NEW folder,
    built under a temporary name and renamed into place when complete. The user's current
    model is never touched.
+
+This module is the command: its options, the checks and the re-export. The samples are read by
+the format's owner (runtime/samples.py, which the camera demo writes with); the training loop is
+train/finetune.py, on the step `train.train_step` that training runs too.
 """
 
 import argparse
@@ -24,14 +28,12 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.common import positive_int, sha256
 
-INDEX = "index.jsonl"          # the samples format of docs/camera.md (written by camera_demo/samples.py)
 MIN_SAMPLES = 10
 
 
@@ -83,41 +85,15 @@ def register(sub) -> None:
 # ---------------------------------------------------------------------------- samples
 
 def read_samples(root: Path):
-    """(images uint8 [N, 28, 28], labels int64 [N], records) from a samples folder.
+    """(images uint8 [N, 28, 28], labels int64 [N], records) from a samples folder, read by the
+    format's owner (`edgedigits.runtime.samples.read_samples`); fewer than MIN_SAMPLES is an error."""
+    from edgedigits.runtime.samples import read_samples as read
 
-    Lines that do not parse (a torn last line) and samples whose PNG is missing or not 28x28
-    are skipped with a count; identical images keep the LAST label given (a correction saved
-    after an acceptance of the same still frame wins).
-    """
-    import cv2
-    import numpy as np
-
-    index = root / INDEX
-    if not index.is_file():
-        raise EdgeDigitsError(f"{root}: no {INDEX} here; save samples with `edgedigits camera "
-                              f"--samples {root}` (keys s / c) first")
-    by_image, skipped = {}, 0
-    for line in index.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-            label = int(record["label"])
-            image = cv2.imread(str(root / record["input"]), cv2.IMREAD_GRAYSCALE)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            skipped += 1
-            continue
-        if image is None or image.shape != (28, 28) or not 0 <= label <= 9:
-            skipped += 1
-            continue
-        key = hashlib.sha256(image.tobytes()).digest()
-        by_image.pop(key, None)          # re-insert so the order stays "last saved"
-        by_image[key] = (image, label, record)
-    if skipped:
-        print(f"samples: skipped {skipped} unreadable index line(s) or image(s) in {root}")
-    if len(by_image) < MIN_SAMPLES:
-        raise EdgeDigitsError(f"{root}: {len(by_image)} usable sample(s); fine-tuning needs at least "
+    images, labels, records = read(root)
+    if len(images) < MIN_SAMPLES:
+        raise EdgeDigitsError(f"{root}: {len(images)} usable sample(s); fine-tuning needs at least "
                               f"{MIN_SAMPLES} (and a few hundred to help)")
-    images, labels, records = zip(*by_image.values())
-    return np.stack(images), np.array(labels, dtype=np.int64), list(records)
+    return images, labels, records
 
 
 def split_holdout(images, share: float, seed: int):
@@ -139,7 +115,7 @@ def split_holdout(images, share: float, seed: int):
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-# ---------------------------------------------------------------------------- training
+# ---------------------------------------------------------------------------- checks
 
 def correct(model, images, labels, device) -> int:
     """Number of uint8 [N, 28, 28] images the model reads right (batched, no grad)."""
@@ -150,71 +126,6 @@ def correct(model, images, labels, device) -> int:
 
     pred = predict_logits(model, to_tensor(images), device).argmax(1)
     return int((pred == torch.from_numpy(np.array(labels))).sum())
-
-
-def train_mode(model) -> None:
-    """Dropout on, BatchNorm statistics FROZEN: a batch that is one quarter one person's style
-    must not drag the running mean/variance away from what MNIST needs (the affine BN
-    weights still learn)."""
-    from torch import nn
-
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
-def finetune(model, config: dict, mnist_x, mnist_y, user_x, user_y, args, log=print) -> int:
-    """Train `model` in place for args.epochs mixed epochs; returns the number of steps run."""
-    import copy
-    import math
-    from dataclasses import fields
-
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    from edgedigits.train.augment import AugmentConfig, augment
-    from edgedigits.train.train import Recipe, distill_loss, make_optimizer, make_scheduler, to_tensor
-
-    known = {f.name for f in fields(Recipe)}
-    recipe = Recipe(**{k: v for k, v in config.get("recipe", {}).items() if k in known})
-    recipe.epochs, recipe.lr, recipe.schedule, recipe.optimizer = args.epochs, args.lr, "onecycle", "adamw"
-    aug = AugmentConfig(**recipe.augment)          # the checkpoint's own augmentation recipe
-    rng = np.random.default_rng(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)
-    n_mnist = min(args.mnist, len(mnist_x))
-    repeats = max(1, round(args.user_share / (1 - args.user_share) * n_mnist / len(user_x)))
-    steps = math.ceil((n_mnist + repeats * len(user_x)) / args.batch_size)
-    optimizer = make_optimizer(model, recipe)
-    scheduler = make_scheduler(optimizer, recipe, steps)
-    teacher = copy.deepcopy(model).eval() if args.distill > 0 else None   # the starting model, frozen
-    for epoch in range(args.epochs):
-        t0, total, seen = time.time(), 0.0, 0
-        pick = rng.choice(len(mnist_x), size=n_mnist, replace=False)
-        x = to_tensor(np.concatenate([mnist_x[pick], np.tile(user_x, (repeats, 1, 1))]))
-        y = torch.from_numpy(np.concatenate([mnist_y[pick], np.tile(user_y, repeats)]))
-        perm = torch.randperm(len(x), generator=gen)
-        train_mode(model)
-        for b in range(steps):
-            idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
-            xb, yb = augment(x[idx], aug, gen).to(args.device), y[idx].to(args.device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=recipe.label_smoothing)
-            is_mnist = (idx < n_mnist).to(args.device)
-            if teacher is not None and is_mnist.any():
-                loss = loss + args.distill * is_mnist.float().mean() * distill_loss(
-                    logits[is_mnist], teacher, xb[is_mnist])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total, seen = total + loss.item() * len(yb), seen + len(yb)
-        log(f"epoch {epoch + 1}/{args.epochs}: {n_mnist} MNIST digits + {len(user_x)} samples x{repeats}, "
-            f"{steps} steps, loss {total / seen:.4f}, {time.time() - t0:.0f}s")
-    model.eval()
-    return steps * args.epochs
 
 
 # ---------------------------------------------------------------------------- command
@@ -231,6 +142,7 @@ def cmd_finetune(args) -> int:
     from edgedigits.models import shipped
     from edgedigits.train import data
     from edgedigits.train.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
+    from edgedigits.train.finetune import FinetuneSettings, finetune
 
     weights = resolve_weights(args.weights or shipped())
     out = args.out or Path("runs") / f"finetune-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -253,7 +165,10 @@ def cmd_finetune(args) -> int:
     hold_x, hold_y = user_x[hold_idx], user_y[hold_idx]
     before = {"mnist": correct(model, test_x, test_y, args.device),
               "held": correct(model, hold_x, hold_y, args.device)}
-    steps = finetune(model, config, mnist_x, mnist_y, user_x[train_idx], user_y[train_idx], args)
+    settings = FinetuneSettings(epochs=args.epochs, mnist=args.mnist, user_share=args.user_share, lr=args.lr,
+                                batch_size=args.batch_size, distill=args.distill, seed=args.seed,
+                                device=args.device)
+    steps = finetune(model, config, mnist_x, mnist_y, user_x[train_idx], user_y[train_idx], settings)
     after = {"mnist": correct(model, test_x, test_y, args.device),
              "held": correct(model, hold_x, hold_y, args.device)}
     n_test, n_hold = len(test_y), len(hold_y)

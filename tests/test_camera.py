@@ -25,7 +25,7 @@ import pytest
 
 from edgedigits.camera_demo.demo import Command, NoneView, Session, handle, run
 from edgedigits.camera_demo.http_view import HttpView
-from edgedigits.camera_demo.samples import INDEX, SampleStore, read_index, to_uint8
+from edgedigits.runtime.samples import INDEX, SampleStore, read_index, to_uint8
 from edgedigits.camera_demo.sources import Frame, LatestFrame, Live, Stills, VideoFile
 from edgedigits.camera_demo.stabilize import Stabilizer
 from edgedigits.runtime import Recognizer, load_image, read_page
@@ -246,7 +246,7 @@ def test_http_view_streams_mjpeg_and_buttons_save_and_correct(photos, recognizer
 SAVER = r"""
 import os, sys, time
 import numpy as np
-from edgedigits.camera_demo import samples
+from edgedigits.runtime import samples
 store = samples.SampleStore(sys.argv[1])
 crop28 = np.load(sys.argv[2]); crop = np.load(sys.argv[3])
 stop_at = int(sys.argv[4])            # -1: save forever; k: freeze inside the k-th save
@@ -324,7 +324,7 @@ def test_sample_save_killed_part_way_leaves_no_partial_sample(tmp_path, real_dig
 
 def test_failed_save_leaves_no_sample_and_the_demo_carries_on(tmp_path, real_digit, recognizer, photos,
                                                               monkeypatch):
-    from edgedigits.camera_demo import samples
+    from edgedigits.runtime import samples
 
     store = SampleStore(tmp_path / "samples")
     store.save(real_digit.crop28, real_digit.crop, "4", "m@1")
@@ -403,7 +403,7 @@ def test_stabilizer_holds_a_label_through_a_one_frame_misread(photos, recognizer
 def test_camera_demo_never_imports_torch():
     code = ("import sys; import edgedigits.camera_demo.cli, edgedigits.camera_demo.demo, "
             "edgedigits.camera_demo.http_view, edgedigits.camera_demo.sources, edgedigits.camera_demo.bench, "
-            "edgedigits.camera_demo.samples, edgedigits.camera_demo.stabilize; "
+            "edgedigits.runtime.samples, edgedigits.camera_demo.stabilize; "
             "print([m for m in ('torch', 'tensorflow', 'litert_torch', 'onnx2tf') if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -4,12 +4,13 @@ overwritten. Budget: about 30 s on a quiet 2-core machine (two short fine-tunes,
 MNIST test twice, one export to ONNX)."""
 
 import json
+import re
 
 import cv2
 import numpy as np
 import pytest
 
-from edgedigits.camera_demo.samples import INDEX, SampleStore
+from edgedigits.runtime.samples import INDEX, SampleStore
 from edgedigits.cli import main
 from edgedigits.export.finetune import read_samples, split_holdout
 
@@ -119,3 +120,71 @@ def test_finetune_refuses_to_ship_a_model_that_forgot_mnist(user_samples, mnist_
     err = capsys.readouterr().err
     assert "refusing to ship" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_finetune_and_training_run_the_same_step(mnist, shipped_dir, monkeypatch):
+    """One train_step for both loops: export/finetune.py has no optimisation loop of its own, and
+    train_one_epoch and the fine-tuning loop each run train.train_step once per batch."""
+    import inspect
+
+    import torch
+
+    from edgedigits.export import finetune as command
+    from edgedigits.train import finetune as loop
+    from edgedigits.train import train
+    from edgedigits.train.augment import AugmentConfig
+    from edgedigits.train.checkpoint import load_checkpoint
+
+    source = inspect.getsource(command)
+    assert not any(s in source for s in (".backward(", "optimizer", "zero_grad", "scheduler"))
+    assert loop.train_step is train.train_step
+
+    calls, step = [], train.train_step
+
+    def counting(*a, **kw):
+        calls.append(kw.get("distill_rows") is not None)
+        return step(*a, **kw)
+
+    monkeypatch.setattr(train, "train_step", counting)
+    monkeypatch.setattr(loop, "train_step", counting)
+    model, config = load_checkpoint(shipped_dir / "model.safetensors")
+    settings = loop.FinetuneSettings(epochs=1, mnist=100, batch_size=50, distill=0.0)
+    steps = loop.finetune(model, config, mnist[0][:500], mnist[1][:500], mnist[2][:20], mnist[3][:20],
+                          settings, log=lambda *_: None)
+    assert steps == len(calls) == 3 and all(calls)         # 100 MNIST + 20 samples x2 in batches of 50
+    recipe = train.Recipe(batch_size=50, epochs=1)
+    optimizer = train.make_optimizer(model, recipe)
+    x, y = train.to_tensor(mnist[0][:120]), torch.tensor(mnist[1][:120], dtype=torch.long)
+    loss, acc = train.train_one_epoch(model, x, y, optimizer, train.make_scheduler(optimizer, recipe, 3),
+                                      recipe, AugmentConfig(), torch.Generator().manual_seed(0), "cpu", "")
+    assert len(calls) == 6 and calls[3:] == [False] * 3 and loss > 0 and 0.5 < acc <= 1
+
+
+def test_samples_saved_by_the_camera_demo_are_read_by_finetune_through_one_owner(paper_dir, tmp_path):
+    """The samples format has one owner, runtime/samples.py: the demo's `s` / `c` keys write with
+    it and finetune reads with it (and no other module parses index.jsonl)."""
+    from pathlib import Path
+
+    from edgedigits import camera_demo, export, runtime, train
+    from edgedigits.camera_demo.demo import Session
+    from edgedigits.camera_demo.sources import Frame
+    from edgedigits.runtime import Recognizer, load_image
+    from edgedigits.runtime.samples import to_uint8
+
+    session = Session(Recognizer(), SampleStore(tmp_path / "s"))
+    photo = (paper_dir / "labels.csv").read_text().splitlines()[1].split(",")[0]
+    session.process(Frame(load_image(paper_dir / photo), 0, 0.0))
+    assert len(session.shown) >= 10
+    assert session.save().startswith(f"saved {len(session.shown)} samples")
+    wrong = "1" if session.shown[0].label != "1" else "7"
+    session.correct(0, wrong)
+    images, labels, records = read_samples(tmp_path / "s")
+    assert len(images) == len(session.shown)          # the correction replaced the acceptance ...
+    assert labels[-1] == int(wrong) and records[-1]["source"] == "corrected"      # ... and wins
+    assert np.array_equal(images[-1], to_uint8(session.shown[0].crop28))
+    assert [int(d.label) for d in session.shown[1:]] == list(labels[:-1])
+
+    owners = [f"{Path(package.__file__).parent.name}/{p.name}"
+              for package in (camera_demo, export, runtime, train) for p in Path(package.__file__).parent.glob("*.py")
+              if re.search(r'[=/]\s*"index\.jsonl"', p.read_text())]
+    assert owners == ["runtime/samples.py"]

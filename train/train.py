@@ -164,6 +164,29 @@ def distill_loss(logits, teacher, x, T: float = 2.0):
     return F.kl_div(F.log_softmax(student / T, 1), target, reduction="batchmean") * T * T
 
 
+def train_step(model, xb, yb, optimizer, scheduler, recipe, aug_cfg, gen, device, teacher=None,
+               distill_rows=None, distill=None):
+    """One optimisation step on a batch: augment, forward, loss (`loss_fn`, + `recipe.l1` times the
+    L1 penalty, + with a teacher the distillation loss on `distill_rows` of the batch, by default
+    its digits, weighted `distill`, by default `recipe.distill`), backward, optimizer and scheduler
+    step. Returns (loss, number of the batch's labels the model read right)."""
+    xb = augment(xb, aug_cfg, gen)
+    xb, yb = xb.to(device), yb.to(device)
+    logits = model(xb)
+    loss = loss_fn(logits, yb, recipe)
+    if recipe.l1:
+        loss = loss + recipe.l1 * l1_penalty(model)
+    rows = yb < 10 if distill_rows is None else distill_rows.to(device)
+    if teacher is not None and rows.any():
+        weight = recipe.distill if distill is None else distill
+        loss = loss + weight * distill_loss(logits[rows], teacher, xb[rows])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.item(), (logits.argmax(1) == yb).sum().item()
+
+
 def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, device, desc, teacher=None):
     model.train()
     perm = torch.randperm(len(x), generator=gen)
@@ -172,23 +195,11 @@ def train_one_epoch(model, x, y, optimizer, scheduler, recipe, aug_cfg, gen, dev
     bar = tqdm(range(n_batches), desc=desc, leave=False, dynamic_ncols=True)
     for b in bar:
         idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-        xb, yb = x[idx], y[idx]
-        xb = augment(xb, aug_cfg, gen)
-        xb, yb = xb.to(device), yb.to(device)
-        logits = model(xb)
-        loss = loss_fn(logits, yb, recipe)
-        if recipe.l1:
-            loss = loss + recipe.l1 * l1_penalty(model)
-        digits = yb < 10
-        if teacher is not None and digits.any():
-            loss = loss + recipe.distill * distill_loss(logits[digits], teacher, xb[digits])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.item() * len(yb)
-        correct += (logits.argmax(1) == yb).sum().item()
-        seen += len(yb)
+        loss, right = train_step(model, x[idx], y[idx], optimizer, scheduler, recipe, aug_cfg, gen,
+                                 device, teacher)
+        total_loss += loss * len(idx)
+        correct += right
+        seen += len(idx)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
     return total_loss / seen, correct / seen
 

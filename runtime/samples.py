@@ -1,7 +1,11 @@
 """Saved samples: the feedback loop's data, written so that a kill at any moment is harmless.
 
+This module owns the samples format: the camera demo writes it (`SampleStore`), `edgedigits
+finetune` reads it (`read_samples`); both import it from here. It lives in the runtime (numpy and
+OpenCV only): export and camera_demo both import the runtime, neither imports the other.
+
 A sample is one digit the user accepted (the model's reading was right) or corrected (it was
-wrong). On disk, in one folder (the format `edgedigits finetune` reads; see docs/camera.md):
+wrong). On disk, in one folder (see docs/camera.md):
 
     index.jsonl               one JSON object per line, one line per sample
     <id>-28.png               the 28x28 model input, uint8 grey, white ink on black
@@ -18,6 +22,7 @@ A kill between steps leaves at most a hidden ``.*.tmp`` file or a complete PNG t
 line names; readers ignore both (and a truncated last line, which only a power cut could leave).
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -132,23 +137,61 @@ class SampleStore:
         return read_index(self.root)
 
 
-def read_index(root) -> list[dict]:
-    """Index records whose files exist; a line that does not parse (a torn tail) is skipped.
-
-    `edgedigits finetune` carries its own copy of this reader (it must not import the demo):
-    the format, not this function, is the contract.
-    """
-    root = Path(root)
-    path = root / INDEX
-    if not path.exists():
-        return []
-    out = []
+def parse_index(path: Path) -> tuple[list[dict], int]:
+    """(records, lines skipped) of an index file: a line that is not a JSON object (a torn tail,
+    which only a power cut could leave) is skipped."""
+    out, skipped = [], 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and all((root / str(record.get(k, ""))).is_file()
-                                            for k in ("input", "crop")):
+            record = None
+        if isinstance(record, dict):
             out.append(record)
-    return out
+        else:
+            skipped += 1
+    return out, skipped
+
+
+def read_index(root) -> list[dict]:
+    """Index records whose files exist; a line that does not parse (a torn tail) is skipped."""
+    root = Path(root)
+    path = root / INDEX
+    if not path.exists():
+        return []
+    return [record for record in parse_index(path)[0]
+            if all((root / str(record.get(k, ""))).is_file() for k in ("input", "crop"))]
+
+
+def read_samples(root, log=print):
+    """(images uint8 [N, 28, 28], labels int64 [N], records) from a samples folder, for training.
+
+    Lines that do not parse (a torn last line) and samples whose PNG is missing or not 28x28
+    are skipped with a count; identical images keep the LAST label given (a correction saved
+    after an acceptance of the same still frame wins). No index at all is an error.
+    """
+    root = Path(root)
+    index = root / INDEX
+    if not index.is_file():
+        raise EdgeDigitsError(f"{root}: no {INDEX} here; save samples with `edgedigits camera "
+                              f"--samples {root}` (keys s / c) first")
+    records, skipped = parse_index(index)
+    by_image = {}
+    for record in records:
+        try:
+            label = int(record["label"])
+            image = cv2.imread(str(root / record["input"]), cv2.IMREAD_GRAYSCALE)
+        except (KeyError, TypeError, ValueError):
+            image = None
+        if image is None or image.shape != (28, 28) or not 0 <= label <= 9:
+            skipped += 1
+            continue
+        key = hashlib.sha256(image.tobytes()).digest()
+        by_image.pop(key, None)          # re-insert so the order stays "last saved"
+        by_image[key] = (image, label, record)
+    if skipped:
+        log(f"samples: skipped {skipped} unreadable index line(s) or image(s) in {root}")
+    if not by_image:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), []
+    images, labels, records = zip(*by_image.values())
+    return np.stack(images), np.array(labels, dtype=np.int64), list(records)

@@ -80,7 +80,8 @@ say "installing $(basename "$wheel")[runtime] in the root (--no-index); the same
 t=$(date +%s)
 X86=$CACHE/x86-venv
 ( rm -rf "$X86" && $PY -m venv "$X86" && "$X86/bin/pip" install -q "$wheel[runtime]" \
-  && nice -n 10 "$X86/bin/python" pi/probe.py "$WORK/x86" --data "$WORK/data" ) >"$WORK/x86.log" 2>&1 &
+  && cd "$WORK" && nice -n 10 "$X86/bin/python" probe.py x86 --data data ) >"$WORK/x86.log" 2>&1 &
+# (run from $WORK: `python -m edgedigits.cli` in the repo would import the repo's edgedigits/ folder)
 x86=$!
 IN_ROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8)
 nice -n 10 "${IN_ROOT[@]}" python3 -m venv /check/venv

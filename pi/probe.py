@@ -107,9 +107,8 @@ def resize_primitive(photo: Path) -> dict:
     import cv2
 
     gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
-    return {f"resize_area_{kind}": cv2.resize(gray.astype(dtype) / scale, None, fx=0.71, fy=0.71,
-                                              interpolation=cv2.INTER_AREA)
-            for kind, dtype, scale in (("uint8", np.uint8, 1), ("float32", np.float32, 255))}
+    return {f"resize_area_{image.dtype}": cv2.resize(image, None, fx=0.71, fy=0.71, interpolation=cv2.INTER_AREA)
+            for image in (gray, gray.astype(np.float32) / np.float32(255))}
 
 
 def camera_readings(stdout: str) -> list:

@@ -6,14 +6,35 @@ works on a device that has no torch, and `--help` is instant.
 
 import argparse
 import os
+import re
 import sys
 
 from .errors import EdgeDigitsError
 
-# extra that provides each top-level module a subcommand may need
-EXTRAS = {"torch": "train", "safetensors": "train", "matplotlib": "train", "tqdm": "train",
-          "platformdirs": "train", "onnx": "export", "onnxscript": "export", "litert_torch": "export",
-          "tensorflow": "onnx2tf", "onnx2tf": "onnx2tf", "cv2": "runtime", "onnxruntime": "runtime"}
+# the distribution of a top-level module a subcommand may need, where the two names differ
+# (the extra that installs it is read from pyproject.toml's extras: `extra_for`)
+DISTRIBUTIONS = {"cv2": "opencv-python-headless", "ai_edge_litert": "ai-edge-litert", "PIL": "pillow",
+                 "tf_keras": "tf-keras"}
+
+
+def extra_for(module: str) -> str | None:
+    """The extra of pyproject.toml (`pip install 'edgedigits[EXTRA]'`) that installs this top-level
+    module, from the installed package's metadata; None when no extra lists it."""
+    from importlib import metadata
+
+    def canonical(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    try:
+        requires = metadata.requires("edgedigits") or []
+    except metadata.PackageNotFoundError:          # run from a source tree that is not installed
+        return None
+    wanted = canonical(DISTRIBUTIONS.get(module, module))
+    for requirement in requires:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;\s*extra\s*==\s*[\"']([^\"']+)", requirement)
+        if m and canonical(m.group(1)) == wanted:
+            return m.group(2)
+    return None
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,7 +76,7 @@ def main(argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
     except ModuleNotFoundError as e:
         top = (e.name or "").split(".")[0]
-        extra = EXTRAS.get(top)
+        extra = extra_for(top)
         hint = f"; install it with: pip install 'edgedigits[{extra}]'" if extra else ""
         print(f"{prog}: error: this command needs the Python package {top!r}{hint}", file=sys.stderr)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:

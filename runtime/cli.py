@@ -9,9 +9,9 @@ from pathlib import Path
 
 from edgedigits.errors import EdgeDigitsError
 from edgedigits.common import display_path, positive_int
+from edgedigits.runtime.recognizer import BACKENDS      # numpy and the standard library only
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
-BACKENDS = ("auto", "litert", "tflite_runtime", "tensorflow", "onnxruntime", "opencv")  # = recognizer.BACKENDS
 
 
 def add_model_args(p) -> None:

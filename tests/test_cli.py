@@ -72,3 +72,57 @@ def test_models_lists_params_and_macs():
     result = run_cli("models")
     assert result.returncode == 0
     assert all(name in result.stdout for name in ("mlp", "cnn", "cnn-tiny"))
+
+
+def test_option_names_have_one_home_each():
+    """The trainer's choices live in train/names.py (no torch: --help stays instant), the runtime's
+    backends in runtime/recognizer.py, the extras in pyproject.toml; here each user of them agrees."""
+    import tomllib
+    from dataclasses import fields
+    from pathlib import Path
+
+    import torch
+
+    from edgedigits.cli import DISTRIBUTIONS, extra_for
+    from edgedigits.runtime import cli as runtime_cli
+    from edgedigits.runtime.recognizer import BACKENDS
+    from edgedigits.train import compare, names, train
+    from edgedigits.train.augment import AugmentConfig
+    from edgedigits.train.models import ACTIVATIONS, MODELS, POOLS, build_model
+
+    assert tuple(MODELS) == names.MODEL_NAMES and tuple(ACTIVATIONS) == names.ACTIVATION_NAMES
+    assert set(POOLS) < set(names.POOL_NAMES)
+    for pool in names.POOL_NAMES:
+        build_model("cnn-tiny", pool=pool)
+    assert tuple(f.name for f in fields(AugmentConfig) if f.type in (bool, "bool")) == names.AUG_NAMES
+    logits, y = torch.randn(4, 10), torch.tensor([0, 1, 2, 3])
+    model = build_model("mlp")
+    for loss in names.LOSS_NAMES:
+        assert train.loss_fn(logits, y, train.Recipe(loss=loss)).item() >= 0
+    for optimizer in names.OPTIMIZER_NAMES:
+        for schedule in names.SCHEDULE_NAMES:
+            recipe = train.Recipe(optimizer=optimizer, schedule=schedule, epochs=1)
+            train.make_scheduler(train.make_optimizer(model, recipe), recipe, 1)
+
+    parsers = next(a for a in build_parser()._actions if a.dest == "command").choices
+    options = {a.dest: a.choices for a in parsers["train"]._actions}
+    assert (options["model"], options["activation"], options["pool"], options["loss"], options["optimizer"],
+            options["schedule"]) == (names.MODEL_NAMES, names.ACTIVATION_NAMES, names.POOL_NAMES,
+                                     names.LOSS_NAMES, names.OPTIMIZER_NAMES, names.SCHEDULE_NAMES)
+    assert set(options["no_augment"]) == {*names.AUG_NAMES, "all"}
+    assert compare.CHOICES == {"model": names.MODEL_NAMES, "activation": names.ACTIVATION_NAMES,
+                               "pool": names.POOL_NAMES, "loss": names.LOSS_NAMES,
+                               "optimizer": names.OPTIMIZER_NAMES, "schedule": names.SCHEDULE_NAMES}
+    for command in ("recognize", "eval-paper", "bench-runtime"):
+        assert next(a for a in parsers[command]._actions if a.dest == "backend").choices is BACKENDS
+    assert runtime_cli.BACKENDS is BACKENDS
+
+    # a missing module's hint names the extra of pyproject.toml that installs it (read from the installed
+    # package's metadata: a venv set up before an extra changed needs `make setup` again)
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for module in ("torch", "safetensors", "tqdm", "matplotlib", "onnx", "litert_torch", "tensorflow", "cv2",
+                   "onnxruntime"):
+        extra = extra_for(module)
+        dist = DISTRIBUTIONS.get(module, module).replace("_", "-")
+        assert any(r.startswith(dist) for r in extras[extra]), (module, extra)
+    assert extra_for("no_such_module") is None

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from .names import AUG_NAMES
+
 
 @dataclass
 class AugmentConfig:
@@ -118,12 +120,12 @@ def preview_grid(images, cfg: AugmentConfig, seed: int = 0, per_row: int = 12):
     """Rows: original, then each transform alone, then all together. Returns (grid, row names)."""
     x = torch.tensor(images[:per_row], dtype=torch.float32).unsqueeze(1) / 255.0
     rows, names = [x], ["original"]
-    for name in ("affine", "elastic", "thickness", "blur", "contrast", "noise"):
+    for name in AUG_NAMES:
         if getattr(cfg, name):
             only = AugmentConfig.off()
             setattr(only, name, True)
             for k, v in cfg.to_dict().items():
-                if k not in ("affine", "elastic", "thickness", "blur", "contrast", "noise"):
+                if k not in AUG_NAMES:
                     setattr(only, k, v)
             # show each transform at full probability so the row is informative
             for k in ("thickness_p", "blur_p", "contrast_p", "noise_p"):

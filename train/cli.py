@@ -8,11 +8,8 @@ from pathlib import Path
 
 from edgedigits.common import positive_int
 
-MODEL_NAMES = ("mlp", "cnn", "cnn-tiny")
-ACTIVATION_NAMES = ("relu", "leaky_relu", "prelu", "elu")
-AUG_NAMES = ("affine", "elastic", "thickness", "blur", "contrast", "noise")
-POOL_NAMES = ("max", "avg", "gap")
-LOSS_NAMES = ("ce", "mse", "hinge", "huber")
+from .names import (ACTIVATION_NAMES, AUG_NAMES, LOSS_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, POOL_NAMES,
+                    SCHEDULE_NAMES)
 
 
 def add_data_dir(p) -> None:
@@ -37,10 +34,10 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=hidden_sizes, metavar="N[,N]", help="mlp hidden layer sizes (default 128)")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
+    p.add_argument("--optimizer", choices=OPTIMIZER_NAMES)
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=("onecycle", "cosine", "none"))
+    p.add_argument("--schedule", choices=SCHEDULE_NAMES)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs")
     p.add_argument("--min-epochs", type=positive_int, help="no early stop before this epoch (default 20)")

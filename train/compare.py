@@ -19,14 +19,15 @@ from pathlib import Path
 from edgedigits.common import positive_int
 from edgedigits.errors import EdgeDigitsError
 
-from .cli import (ACTIVATION_NAMES, LOSS_NAMES, MODEL_NAMES, POOL_NAMES, add_data_dir, hidden_sizes,
-                  non_negative_float)
+from .cli import add_data_dir, hidden_sizes, non_negative_float
+from .names import (ACTIVATION_NAMES, LOSS_NAMES, MODEL_NAMES, OPTIMIZER_NAMES, POOL_NAMES,
+                    SCHEDULE_NAMES)
 
 # the default short settings: the 4-activation x 3-seed comparison takes about 11 minutes of CPU on 2 cores
 SHORT = {"model": "cnn", "epochs": 3, "limit": 4000}
 SPLIT_SEED = 0
 CHOICES = {"model": MODEL_NAMES, "activation": ACTIVATION_NAMES, "pool": POOL_NAMES, "loss": LOSS_NAMES,
-           "optimizer": ("adamw", "adam", "sgd"), "schedule": ("onecycle", "cosine", "none")}
+           "optimizer": OPTIMIZER_NAMES, "schedule": SCHEDULE_NAMES}
 INTS = ("epochs", "batch_size", "patience", "val_size", "limit", "negatives")
 FLOATS = ("lr", "momentum", "weight_decay", "label_smoothing", "l1", "dropout")
 SWITCHES = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}

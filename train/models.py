@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .data import MEAN, STD
+from .names import POOL_NAMES
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -18,9 +19,6 @@ ACTIVATIONS = {
     "elu": nn.ELU,
 }
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
-# "gap": no pooling between stages (a stride-2 convolution downsamples instead): the global
-# average before the classifier is the network's only pooling (an all-convolutional net)
-POOL_NAMES = ("max", "avg", "gap")
 DIGITS = [str(d) for d in range(10)]
 NONE_LABEL = "none"          # the 11th class: printed text, letters, signs, rules, specks
 

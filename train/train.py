@@ -29,6 +29,7 @@ from . import data, rundir
 from .augment import AugmentConfig, augment
 from .checkpoint import atomic_write, atomic_write_text, save_checkpoint
 from .models import build_model, class_labels, count_macs, count_params
+from .names import LOSS_NAMES, OPTIMIZER_NAMES, SCHEDULE_NAMES
 
 LAST_STATE = "last.pt"
 
@@ -72,7 +73,6 @@ class Recipe:
 
 
 QUICK = {"epochs": 4, "lr": 4e-3, "min_epochs": 4}
-LOSSES = ("ce", "mse", "hinge", "huber")
 HUBER_DELTA = 0.1     # on probabilities a delta >= 1 would make Huber exactly MSE / 2
 
 
@@ -101,7 +101,7 @@ def loss_fn(logits, y, recipe: Recipe):
         return F.mse_loss(F.softmax(logits, 1), target)
     if recipe.loss == "huber":
         return F.huber_loss(F.softmax(logits, 1), target, delta=HUBER_DELTA)
-    raise EdgeDigitsError(f"unknown loss {recipe.loss!r}; choose from {', '.join(LOSSES)}")
+    raise EdgeDigitsError(f"unknown loss {recipe.loss!r}; choose from {', '.join(LOSS_NAMES)}")
 
 
 def l1_penalty(model) -> torch.Tensor:
@@ -133,7 +133,7 @@ def make_optimizer(model, recipe: Recipe):
         return torch.optim.Adam(groups, lr=recipe.lr)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose adamw, adam or sgd")
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; choose from {', '.join(OPTIMIZER_NAMES)}")
 
 
 def make_scheduler(optimizer, recipe: Recipe, steps_per_epoch: int):
@@ -145,7 +145,7 @@ def make_scheduler(optimizer, recipe: Recipe, steps_per_epoch: int):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if recipe.schedule == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"unknown schedule {recipe.schedule!r}; choose onecycle, cosine or none")
+    raise ValueError(f"unknown schedule {recipe.schedule!r}; choose from {', '.join(SCHEDULE_NAMES)}")
 
 
 def distill_loss(logits, teacher, x, T: float = 2.0):

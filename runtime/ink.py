@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .normalize import area_resize_u8
 from .rules import Rules, find_boxes, find_rules
 
 
@@ -193,7 +192,7 @@ def sheet_region(page: np.ndarray):
     """
     h, w = page.shape
     s = min(1.0, 320 / max(h, w))
-    thumb = area_resize_u8(page, (max(1, round(w * s)), max(1, round(h * s))))
+    thumb = cv2.resize(page, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     if min(thumb.shape) < 16:
         return None
     t = thumb.astype(np.float32)

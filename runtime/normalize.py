@@ -15,46 +15,6 @@ MNIST's, unless that would close or open one of the digit's loops.
 import cv2
 import numpy as np
 
-
-def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """`a` (float64) shrunk to n samples along `axis`, each the exact mean of the span it covers."""
-    m = a.shape[axis]
-    edges = np.arange(n + 1) * (m / n)                # span k covers [edges[k], edges[k+1])
-    whole = np.minimum(np.floor(edges).astype(np.int64), m - 1)
-    part = edges - whole                              # the covered share of the cut pixel
-    cum = np.concatenate([np.zeros_like(np.take(a, [0], axis)), np.cumsum(a, axis)], axis)
-    at = np.take(cum, whole, axis) + np.expand_dims(part, tuple(i for i in range(a.ndim) if i != axis)) \
-        * np.take(a, whole, axis)
-    return np.diff(at, axis=axis) / (m / n)
-
-
-def area_resize(a: np.ndarray, size: tuple) -> np.ndarray:
-    """`a` (2-D, any dtype) shrunk to `size` (w, h) by exact area averaging, as float32.
-
-    What OpenCV's INTER_AREA computes, but the same to the last bit on every machine: OpenCV's
-    fractional INTER_AREA rounds differently in its arm64 build (a Raspberry Pi read a few pages
-    differently from x86). Prefix sums in float64 and elementwise IEEE arithmetic only.
-    """
-    w, h = size
-    out = np.asarray(a, np.float64)
-    if out.shape[0] != h:
-        out = _area_axis(out, h, 0)
-    if out.shape[1] != w:
-        out = _area_axis(out, w, 1)
-    return out.astype(np.float32)
-
-
-def area_resize_u8(a: np.ndarray, size: tuple) -> np.ndarray:
-    """A uint8 thumbnail of `a` at `size` (w, h): the whole part of the factor by OpenCV's
-    whole-factor INTER_AREA (integer block means, the same on every machine and fast; a last
-    partial block is left out), the rest by `area_resize`, rounded half to even."""
-    w, h = size
-    k = min(a.shape[0] // h, a.shape[1] // w)
-    if k >= 2:
-        hs, ws = a.shape[0] // k, a.shape[1] // k
-        a = cv2.resize(a[:hs * k, :ws * k], (ws, hs), interpolation=cv2.INTER_AREA)
-    return np.rint(area_resize(a, size)).astype(np.uint8)
-
 BOX, SIZE = 20, 28           # fit into 20x20, centre in 28x28
 MNIST_STROKE = 2.2           # median stroke width of MNIST test digits once fitted in 20x20 (px)
 
@@ -127,14 +87,14 @@ def normalize_digit(crop, ink: str = "auto", match_stroke: bool = True) -> np.nd
     a = a[y:y + h, x:x + w]
     if max(h, w) > MAX_CROP:     # a huge mark (a hairball of noise): stroke matching at a bounded size
         f = MAX_CROP / max(h, w)
-        a = area_resize(a, (max(1, round(w * f)), max(1, round(h * f))))
+        a = cv2.resize(a, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         h, w = a.shape
     scale = BOX / max(h, w)
     if match_stroke:
         a = _adjust_stroke(a, scale)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    # area averaging (anti-aliasing) when shrinking; both keep values within 0..1
-    small = area_resize(a, (nw, nh)) if scale < 1 else cv2.resize(a, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    # INTER_AREA averages (anti-aliasing) when shrinking; both keep values within 0..1
+    small = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     m = cv2.moments(small)
     cx, cy = (m["m10"] / m["m00"], m["m01"] / m["m00"]) if m["m00"] > 0 else (nw / 2, nh / 2)
     # put the centre of mass at (14, 14), keeping the whole digit inside the 28x28 field

@@ -49,7 +49,6 @@ from edgedigits.errors import EdgeDigitsError
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
 from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import downscale, find_blobs as ink_blobs
-from .normalize import area_resize_u8
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 
 
@@ -289,7 +288,7 @@ def find_page(gray: np.ndarray):
     """
     h, w = gray.shape
     s = min(1.0, 320 / max(h, w))
-    thumb = area_resize_u8(gray, (max(1, round(w * s)), max(1, round(h * s))))
+    thumb = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     if min(thumb.shape) < 16:
         return None
     # the sheet is bright and smooth; a desk is darker, and where glare makes it as bright, it

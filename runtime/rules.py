@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .normalize import area_resize
-
 RULE_LENGTH = 2.5      # a rule is a straight run longer than this many digit heights
 MIN_RULES = 3          # fewer long lines than this are a sheet's edge or a stroke, not ruling
 
@@ -82,7 +80,7 @@ def line_angles(mask: np.ndarray, min_length: float):
     scale = min(1.0, 400 / max(mask.shape))
     if scale < 1:
         size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
-        mask = (area_resize(mask, size) > 0).astype(np.uint8)
+        mask = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
         min_length *= scale
     segments = cv2.HoughLinesP(mask, 1, np.pi / 360, threshold=int(min_length / 2),
                                minLineLength=min_length, maxLineGap=max(2, min_length / 20))

@@ -158,6 +158,7 @@ def shipped_labels(folder) -> list:
 
 # ----------------------------------------------------------------------------- a real export
 
+@pytest.mark.slow
 def test_export_onnx_int8_and_tflite_into_tmp(shipped_dir, mnist_dir, tmp_path):
     from edgedigits.export.exporter import export
 
@@ -175,6 +176,7 @@ def test_export_onnx_int8_and_tflite_into_tmp(shipped_dir, mnist_dir, tmp_path):
     assert len(log) == 3 and all("accuracy" in line for line in log)
 
 
+@pytest.mark.slow
 def test_export_onnx2tf_with_a_relative_out(shipped_dir, mnist_dir, tmp_path):
     """The second converter end to end, as `make benchmark` calls it: --out relative to the cwd
     (onnx2tf runs in its own working folder, so every path it gets must be absolute)."""
@@ -189,6 +191,7 @@ def test_export_onnx2tf_with_a_relative_out(shipped_dir, mnist_dir, tmp_path):
     assert meta["accuracy"]["mnist_test"] == pytest.approx(shipped_meta["accuracy"]["mnist_test"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_no_partial_file(shipped_dir, mnist_dir, tmp_path, monkeypatch):
     from edgedigits.export import exporter
 

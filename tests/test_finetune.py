@@ -80,6 +80,7 @@ def test_too_few_samples_and_existing_output_are_refused(tmp_path, mnist, capsys
     assert "no index.jsonl" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_finetune_learns_a_users_style_without_forgetting_mnist(user_samples, mnist_dir, mnist, tmp_path,
                                                                 shipped_dir):
     from edgedigits.runtime import Recognizer
@@ -111,6 +112,7 @@ def test_finetune_learns_a_users_style_without_forgetting_mnist(user_samples, mn
     assert (shipped_dir / "model.safetensors").exists()       # the starting model is untouched
 
 
+@pytest.mark.slow
 def test_finetune_refuses_to_ship_a_model_that_forgot_mnist(user_samples, mnist_dir, tmp_path, capsys):
     out = tmp_path / "broken"
     # an absurd learning rate wrecks the model in a few steps: it must not be written

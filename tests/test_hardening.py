@@ -108,6 +108,7 @@ def interrupted_run(mnist_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_never_overwrites_a_finished_model(interrupted_run, mnist_dir, shipped_dir, tmp_path, capsys):
     """Issue 10.1: `train --out DIR` over a finished model (with or without --resume) overwrote it
     after epoch 1; --out models/cnn would do it to the shipped model."""
@@ -161,6 +162,7 @@ def bad_states(path):
             ("pickled", pickled.getvalue()), ("other model", other.getvalue())]
 
 
+@pytest.mark.slow
 def test_resume_refuses_bad_states_and_takes_the_runs_recipe(interrupted_run, mnist_dir, tmp_path, capsys):
     """Issue 10.6: a truncated, garbage, pickled or other-model last.pt gave tracebacks (the pickled
     one advised weights_only=False); `train --resume --out X` failed for a non-default model."""
@@ -301,6 +303,7 @@ def test_image_bombs_are_refused_by_their_header(tmp_path, shipped_dir, monkeypa
 
 # --- 7: malformed metadata, misfit models in benchmark -------------------------------------------
 
+@pytest.mark.slow
 def test_malformed_metadata_and_misfit_models_give_one_line(tmp_path, mnist_dir):
     """Issue 10.7: metadata that is a list, `labels: 7` or a bad `output` field, and `benchmark
     --model` with a wrong input shape or class count, gave tracebacks."""

@@ -70,6 +70,7 @@ def test_harvest_command_and_trainer_round_trip(hard_dir, tmp_path):
     assert r.returncode != 0 and "nope.jpg" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_photo_marks_are_mixed_into_training(mnist, mnist_dir, tmp_path):
     pytest.importorskip("edgedigits.train.negatives")
     from edgedigits.train.augment import AugmentConfig

@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("edgedigits.train.negatives")
 
 
+@pytest.mark.slow
 def test_compare_none_scores_both_ways(mnist_dir, shipped_dir, tmp_path):
     from edgedigits.train.none_head import compare, table, write
 

@@ -26,6 +26,7 @@ def short_run(mnist_dir, tmp_path_factory):
     return out, config
 
 
+@pytest.mark.slow
 def test_short_training_beats_chance(short_run):
     out, config = short_run
     assert config["test_accuracy"] > 0.90          # chance is 0.10
@@ -35,6 +36,7 @@ def test_short_training_beats_chance(short_run):
     assert "MNIST test accuracy" in (out / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(short_run, mnist):
     out, config = short_run
     model, loaded = load_checkpoint(out)
@@ -42,6 +44,7 @@ def test_checkpoint_round_trip(short_run, mnist):
     assert acc == pytest.approx(loaded["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run(mnist_dir, tmp_path):
     def kill_after_epoch_2(message):
         if message.startswith("epoch   2"):
@@ -58,6 +61,7 @@ def test_resume_continues_an_interrupted_run(mnist_dir, tmp_path):
     assert config["epochs_run"] == 3 and config["test_accuracy"] > 0.90
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(mnist_dir, tmp_path):
     """--seed with --deterministic and a fixed thread count reproduces a run bit for bit."""
     from safetensors.torch import load_file
@@ -79,6 +83,7 @@ def test_same_seed_same_weights(mnist_dir, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)        # the seed matters
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_refused(short_run, tmp_path):
     out, _ = short_run
     (tmp_path / "model.json").write_text((out / "model.json").read_text())
@@ -115,6 +120,7 @@ def test_shipped_cnn_meets_its_target(shipped_dir, mnist_dir, tmp_path):
     assert cm[:, 10].sum() == result["called_none"]
 
 
+@pytest.mark.slow
 def test_negatives_add_a_none_class_and_init_keeps_the_digits(mnist_dir, shipped_dir, tmp_path):
     """--negatives N --init DIR --distill W: an 11-class model grown from a trained 10-class one,
     whose ten digit outputs start where the init model's were; its card and config say so."""

@@ -138,3 +138,12 @@ def test_negatives_add_a_none_class_and_init_keeps_the_digits(mnist_dir, shipped
     model, _ = load_checkpoint(tmp_path)
     assert predict_logits(model, torch.zeros(2, 1, 28, 28), "cpu").shape == (2, 11)
     assert "none" in (tmp_path / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("limit", [100, 600])
+def test_a_run_of_a_few_steps_trains(mnist_dir, tmp_path, limit):
+    """1 and 5 optimizer steps: the one-cycle schedule needs a warm-up of two steps (it divided by
+    zero on 5), and a run of 1-3 steps keeps its learning rate."""
+    config = fit(tiny_recipe(epochs=1, min_epochs=1, limit=limit, val_size=500), mnist_dir, tmp_path,
+                 log=lambda *_: None)
+    assert 0.0 <= config["test_accuracy"] <= 1.0

@@ -138,9 +138,12 @@ def make_optimizer(model, recipe: Recipe):
 
 def make_scheduler(optimizer, recipe: Recipe, steps_per_epoch: int):
     total = recipe.epochs * steps_per_epoch
-    if recipe.schedule == "onecycle":
+    if recipe.schedule == "onecycle" and total >= 4:
+        # a warm-up of at least two steps (OneCycleLR divides by its length minus one)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total,
-                                                   pct_start=0.2)
+                                                   pct_start=max(0.2, 2 / total))
+    if recipe.schedule == "onecycle":         # a run of 1-3 steps: nothing to schedule
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if recipe.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if recipe.schedule == "none":

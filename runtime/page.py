@@ -48,7 +48,7 @@ from edgedigits.errors import EdgeDigitsError
 
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
 from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
-from .ink import downscale, find_blobs as ink_blobs
+from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 
 
@@ -280,38 +280,22 @@ def to_gray(image: np.ndarray, max_side: int):
 def find_page(gray: np.ndarray):
     """Corners (4x2, gray's pixels) of a bright sheet clearly lit above a darker desk, else None.
 
-    Works on a 320 px thumbnail. The sheet is bright (above Otsu's threshold) and smooth (little
-    local variation, where a textured desk under glare is as bright but not smooth); the largest
-    such region is approximated by a quadrilateral, which must cover 4-90% of the photo, fill it
+    The largest bright and smooth region of a 320 px thumbnail (`ink.bright_region`) is
+    approximated by a quadrilateral, which must cover 4-90% of the photo, fill it
     well, and be at least twice as bright as what lies outside it (so a shadow across a cropped
     sheet is not taken for a page edge).
     """
-    h, w = gray.shape
-    s = min(1.0, 320 / max(h, w))
-    thumb = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    if min(thumb.shape) < 16:
+    found = bright_region(gray)
+    if found is None or found[3] is None:
         return None
-    # the sheet is bright and smooth; a desk is darker, and where glare makes it as bright, it
-    # is textured (a high local coefficient of variation)
-    t = thumb.astype(np.float32)
-    mean = cv2.blur(t, (5, 5))
-    var = np.maximum(cv2.blur(t * t, (5, 5)) - mean * mean, 0)
-    smooth = np.sqrt(var) < 0.04 * np.maximum(mean, 1)
-    _, bright = cv2.threshold(cv2.GaussianBlur(thumb, (5, 5), 0), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    sheet = ((bright > 0) & smooth).astype(np.uint8) * 255
-    sheet = cv2.morphologyEx(sheet, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
-    sheet = cv2.morphologyEx(sheet, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
-    contours, _ = cv2.findContours(sheet, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    sheet = max(contours, key=cv2.contourArea)
+    t, s, _, sheet = found
     quad = quadrilateral(sheet)
-    if quad is None or not rectangle_like(quad) or on_border(quad, thumb.shape):
+    if quad is None or not rectangle_like(quad) or on_border(quad, t.shape):
         return None
     area = cv2.contourArea(quad)
-    if not 0.04 <= area / thumb.size <= 0.9 or cv2.contourArea(sheet) < 0.85 * area:
+    if not 0.04 <= area / t.size <= 0.9 or cv2.contourArea(sheet) < 0.85 * area:
         return None
-    inside = np.zeros_like(thumb)
+    inside = np.zeros(t.shape, np.uint8)
     cv2.fillPoly(inside, [np.round(quad).astype(np.int32)], 255)
     if t[inside == 0].mean() > 0.5 * t[inside > 0].mean():
         return None

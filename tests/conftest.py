@@ -35,6 +35,12 @@ def paper_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def hard_dir() -> Path:
+    """The 15 real photos of handwritten digits among print, grids, letters and signs (read-only)."""
+    return _dir_or_skip(SHARED / "paper-hard", "paper-hard photos")
+
+
+@pytest.fixture(scope="session")
 def shipped_dir() -> Path:
     """The shipped default model folder (weights, config, exports)."""
     from edgedigits.models import shipped

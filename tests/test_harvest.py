@@ -15,14 +15,6 @@ from edgedigits.runtime.harvest import NONE, align, harvest, label_marks, save
 SUDOKU = "AlexKubiesa_sudoku_01_27.jpg"      # 15 pencil digits among printed givens
 
 
-@pytest.fixture(scope="module")
-def hard_dir(paper_dir):
-    path = paper_dir.parent / "paper-hard"
-    if not path.is_dir():
-        pytest.skip(f"paper-hard photos not found at {path}")
-    return path
-
-
 def test_align_marks_extras_and_substitutions():
     assert align("91234", "1234") == [-1, 0, 1, 2, 3]          # a leading extra mark
     assert align("1294", "1234") == [0, 1, None, 3]            # a misread digit

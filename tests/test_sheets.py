@@ -18,14 +18,6 @@ from edgedigits.runtime.ink import find_blobs
 
 
 @pytest.fixture(scope="module")
-def hard_dir(paper_dir):
-    path = paper_dir.parent / "paper-hard"
-    if not path.is_dir():
-        pytest.skip(f"paper-hard photos not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def rec():
     return Recognizer()
 

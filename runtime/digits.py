@@ -388,7 +388,7 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
             keep.append(r)
     if not (digit.all() or opt.keep_all):   # a model that knows "none": doubtful pieces of words
         sure = [r for r in keep if r.probs[digit].max() > 0.9]
-        letters = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() > 0.95]
+        letters = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() > SURE_NONE]
         in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure)
                      and (clean or r.probs[~digit].sum() < IN_NUMBER and not touches(r, letters))]
         keep += in_number
@@ -396,8 +396,8 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         nones = [r for r, kind in rejected if kind == "none"]
         # a digit in a chain of letters, between two, or beside one and doubtful, is a letter
         words = set() if clean else wordy(keep, nones)
-        in_word = [] if clean else [r for r in keep if r in words or touches(r, nones) == 2
-                                    or (r.probs[digit].max() < IN_WORD and touches(r, nones))]
+        in_word = [r for r in keep if not clean and (r in words or touches(r, nones) == 2
+                                                     or (r.probs[digit].max() < IN_WORD and touches(r, nones)))]
         printed = printed_like(keep, nones, digit)
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
@@ -415,6 +415,7 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     return ordered, texts, rejected
 
 
+SURE_NONE = 0.95       # "none" above this is surely not a digit (print, a letter, a sign)
 PRINTED_PAGE = 0.08    # a page where this share of the marks is surely "none" holds print or words
 CLEAN_NONE = 0.9       # elsewhere a mark is "none" only above this probability
 CLEAN_PAGE = 0.03      # under this share (one mark in 30) a sheet holds nothing but writing: there
@@ -429,7 +430,7 @@ def sure_none_share(reads: list, digit: np.ndarray) -> float:
     """The share of a page's marks that the classifier surely calls "none" (print, words, signs)."""
     if digit.all() or not reads:
         return 1.0
-    return float(np.mean([r.probs[~digit].sum() > 0.95 for r in reads]))
+    return float(np.mean([r.probs[~digit].sum() > SURE_NONE for r in reads]))
 
 
 def wordy(keep: list, nones: list) -> set:
@@ -466,9 +467,10 @@ def touches(r: Read, others: list) -> int:
 def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
     """Kept digits set in the page's print. Printed characters share a typeface, a height and an
     ink: the print's style is read off the marks the classifier called "none" (above
-    `PRINT_SURE`; their median height and darkness, from at least three); a kept digit of that height (within 12%)
-    and ink (within 0.12 darkness) on a line that holds such print is printed too (a form's row
-    number, a page number in a running head)."""
+    `PRINT_SURE`; their median height and darkness, from at least three, a third of them within
+    12% of that height: handwritten signs and letters do not share one). A kept digit of that
+    height (within 12%) and ink (within 0.12 darkness) on a line that holds such print is printed
+    too (a sudoku's givens, a form's row number, a page number in a running head)."""
     sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
     if len(sure) < 3 or not keep:
         return []

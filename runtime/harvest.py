@@ -20,11 +20,12 @@ The file holds what the model saw: `crops` (uint8 [N,28,28], white on black like
 are no longer a fair test: hold some out (`--only`, `--skip`) to measure on them.
 """
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 
+from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 NONE = 10
@@ -101,9 +102,8 @@ def harvest(folder: Path, recognizer, only=(), skip=()) -> dict:
 
 
 def save(path: Path, marks: dict) -> None:
-    """Write the .npz through a temporary name (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **marks)
-    os.replace(tmp, path)
+    """Write the .npz atomically (`common.atomic_write`: a crash never leaves half a file)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **marks)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(path), buf.getvalue())

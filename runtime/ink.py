@@ -152,16 +152,16 @@ class Geometry:
     shape: tuple       # page (h, w)
 
 
-def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0):
+def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet=None):
     """Threshold the flattened page; take out its rules (when `rule_height`, the digit height,
-    is given); label its components; mark those holding certain ink."""
+    is given); label its components; mark those holding certain ink. `sheet`: the mask of a sheet
+    found in part (`sheet_region`), outside which is desk."""
     flat, light, d = flatten_light(page, window)
     # writing is on paper: where the light is far below the brightest paper of the photo there
     # is a desk around a sheet that was not found (its texture is not ink, its noise not paper's)
     on_paper = (light >= MIN_LIGHT * np.percentile(light, 98)).astype(np.uint8)
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    sheet = sheet_region(page)
-    if sheet is not None:
+    if sheet is not None:                 # the sheet found in part (`sheet_region`): the rest is desk
         on_paper &= sheet
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
@@ -240,11 +240,12 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0):
     window = max(h, w) / 25
     if rule_height:               # the writing's scale is known: follow shadows more closely
         window = min(window, WINDOW * rule_height)
-    flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height)
+    sheet = sheet_region(page)
+    flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet)
     stroke = stroke_estimate(labels, stats, hit)
     if 4 * stroke > window:      # strokes as wide as the window: erase them with a wider one
         window = 6 * stroke
-        flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height)
+        flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet)
         stroke = stroke_estimate(labels, stats, hit)
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     edge = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)

@@ -4,6 +4,7 @@ import argparse
 import hashlib
 import io
 import os
+import secrets
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,19 +56,20 @@ def read_checksum(path: Path) -> str | None:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file through a temporary name beside it and rename it into place: a reader (or a
+    """Write a file through a hidden temporary name beside it (unique, created exclusively: two
+    threads saving at once never share one), fsync it and rename it into place: a reader (or a
     crash) never sees half a file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def display_path(path) -> str:

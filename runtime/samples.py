@@ -12,7 +12,7 @@ wrong). On disk, in one folder (see docs/camera.md):
     <id>-crop.png             the digit as cut from the frame, original resolution
 
 Order of writes, and why it is safe:
-1. each PNG is written to a hidden temporary name, fsync'ed, then renamed (os.replace is
+1. each PNG is written by `common.atomic_write` (a hidden temporary name, fsync, os.replace, which is
    atomic): a PNG under its final name is always complete;
 2. the folder is fsync'ed so the renames are on disk;
 3. only then is the sample's index line appended with ONE os.write on an O_APPEND descriptor,
@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgedigits.common import atomic_write
 from edgedigits.errors import EdgeDigitsError
 
 INDEX = "index.jsonl"
@@ -55,21 +56,6 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a hidden temporary name beside `path`, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def append_line(path: Path, record: dict) -> None:
@@ -126,8 +112,8 @@ class SampleStore:
                   "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
                   "model_id": model_id, "box": None if box is None else [int(v) for v in box],
                   "frame": frame, "format": FORMAT_VERSION}
-        write_atomic(self.root / record["input"], encode_png(to_uint8(crop28)))
-        write_atomic(self.root / record["crop"], encode_png(np.ascontiguousarray(crop)))
+        atomic_write(self.root / record["input"], encode_png(to_uint8(crop28)))
+        atomic_write(self.root / record["crop"], encode_png(np.ascontiguousarray(crop)))
         fsync_dir(self.root)
         append_line(self.index, record)
         return record

@@ -13,6 +13,9 @@ import numpy as np
 from .ink import Blob, Geometry, Ink
 from .rules import Rules
 from .normalize import normalize_digit
+from .tuning import TUNING
+
+T = TUNING["digits"]
 
 
 @dataclass
@@ -146,8 +149,8 @@ class Read:
     darkness: float = 0.0      # how dark its ink is: 0 = paper, 1 = the page's darkest ink
 
 
-FAINT = 0.45           # ink lighter than this share of a blob's darkest is not its own
-SPLIT_COST = 0.5       # each extra piece must buy at least this much log-probability
+FAINT = T["FAINT"]  # ink lighter than this share of a blob's darkest is not its own
+SPLIT_COST = T["SPLIT_COST"]  # each extra piece must buy at least this much log-probability
 
 
 def digit_columns(labels: list) -> np.ndarray:
@@ -415,15 +418,15 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     return ordered, texts, rejected
 
 
-SURE_NONE = 0.95       # "none" above this is surely not a digit (print, a letter, a sign)
-PRINTED_PAGE = 0.08    # a page where this share of the marks is surely "none" holds print or words
-CLEAN_NONE = 0.9       # elsewhere a mark is "none" only above this probability
-CLEAN_PAGE = 0.03      # under this share (one mark in 30) a sheet holds nothing but writing: there
+SURE_NONE = T["SURE_NONE"]  # "none" above this is surely not a digit (print, a letter, a sign)
+PRINTED_PAGE = T["PRINTED_PAGE"]  # a page where this share of the marks is surely "none" holds print or words
+CLEAN_NONE = T["CLEAN_NONE"]  # elsewhere a mark is "none" only above this probability
+CLEAN_PAGE = T["CLEAN_PAGE"]  # under this share (one mark in 30) a sheet holds nothing but writing: there
                        # an unsure read is an odd digit, no digit is part of a word, and a "none"
                        # mark inside a number is a digit
-IN_NUMBER = 0.9        # a mark doubtfully "none" (below this) that touches sure digits is one of them
-IN_WORD = 0.8          # a digit read less surely than this, touching a "none" mark, is a letter
-PRINT_SURE = 0.5       # the print's style is read off the marks "none" above this
+IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
+IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
+PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
 
 
 def sure_none_share(reads: list, digit: np.ndarray) -> float:

@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 
 from .rules import Rules, find_boxes, find_rules
+from .tuning import TUNING
+
+T = TUNING["ink"]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -55,8 +58,8 @@ def per_label(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take(table.astype(np.uint8), labels)
 
 
-WINDOW = 2.0         # with a known digit height, even out the light over this many digit heights
-STRONG = 3.0         # certain ink: at least this many times as far below the paper as faint ink
+WINDOW = T["WINDOW"]  # with a known digit height, even out the light over this many digit heights
+STRONG = T["STRONG"]  # certain ink: at least this many times as far below the paper as faint ink
 
 
 # --- ink ----------------------------------------------------------------------------------------
@@ -105,8 +108,8 @@ def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
 
 # --- components ---------------------------------------------------------------------------------
 
-MAX_CLUTTER = 0.05     # digits on paper measure < 0.01 (on squared paper up to 0.05), desk texture more
-MIN_LIGHT = 0.45       # paper under a shadow keeps > 60% of the light; a dark desk 15-30%
+MAX_CLUTTER = T["MAX_CLUTTER"]  # digits on paper measure < 0.01 (on squared paper up to 0.05), desk texture more
+MIN_LIGHT = T["MIN_LIGHT"]  # paper under a shadow keeps > 60% of the light; a dark desk 15-30%
 
 
 @dataclass
@@ -177,9 +180,9 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet
     return flat, mask, labels, stats, hit, paper, darkest, on_paper, rules
 
 
-SHEET_MIN = 0.5       # a sheet found in part covers at least half the view
-DESK_LIGHT = 0.75     # and what lies around it is darker than the sheet
-DESK_SMOOTH = 0.5     # and textured (under this share smooth): wood, fabric, not paper in shadow
+SHEET_MIN = T["SHEET_MIN"]  # a sheet found in part covers at least half the view
+DESK_LIGHT = T["DESK_LIGHT"]  # and what lies around it is darker than the sheet
+DESK_SMOOTH = T["DESK_SMOOTH"]  # and textured (under this share smooth): wood, fabric, not paper in shadow
 
 
 def bright_region(gray: np.ndarray, kernel: int = cv2.MORPH_ELLIPSE):
@@ -229,7 +232,7 @@ def sheet_region(page: np.ndarray):
 
 # pieces beyond which a view is noise (above page.NOISE's limit for any photo): merging them, a
 # Python sweep, took 3.5 s on a 1080x1920 frame of noise (25k pieces)
-MAX_PIECES = 4000
+MAX_PIECES = T["MAX_PIECES"]
 
 
 def find_blobs(page: np.ndarray, rule_height: float = 0.0):

@@ -15,8 +15,11 @@ MNIST's, unless that would close or open one of the digit's loops.
 import cv2
 import numpy as np
 
-BOX, SIZE = 20, 28           # fit into 20x20, centre in 28x28
-MNIST_STROKE = 2.2           # median stroke width of MNIST test digits once fitted in 20x20 (px)
+from .tuning import TUNING
+
+T = TUNING["normalize"]
+BOX, SIZE = T["BOX"], T["SIZE"]   # fit into 20x20, centre in 28x28
+MNIST_STROKE = T["MNIST_STROKE"]  # median stroke width of MNIST test digits once fitted in 20x20 (px)
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -33,7 +36,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
 # crops are shrunk to this long side before their strokes are matched: the dilation that widens
 # thin strokes grows with 1/scale, and on a 2000 px hairball of noise took 0.2 s a blob
-MAX_CROP = 8 * BOX
+MAX_CROP = T["MAX_CROP_BOXES"] * BOX
 
 
 def count_holes(mask: np.ndarray) -> int:

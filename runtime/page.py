@@ -50,23 +50,26 @@ from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page
 from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
+from .tuning import TUNING
+
+_DEFAULT = TUNING["page"]["options"]
 
 
 @dataclass
 class Options:
     """Tuning knobs of `read_page` (all sizes are relative to the page, never pixels)."""
-    max_side: int = 2000          # downscale photos whose long side is larger (speed, memory)
-    digit_height: float = 36      # segment at the resolution where digits are about this tall (px)
-    page: bool = True             # look for a sheet on a darker desk and flatten it
-    split: bool = True            # try to cut wide blobs into touching digits
-    low_confidence: float = 0.7   # flag digits whose probability is below this
-    reject: float = 0.35          # drop doubtful blobs (odd shape; any, with a "none" class) below this
-    line_gap: float = 3.0         # a horizontal gap wider than this many digit heights starts a new line
-    match_stroke: bool = True     # thicken/thin strokes to MNIST's width before classifying
-    deskew: bool = True           # turn the page so that its writing runs left to right
-    rules: bool = True            # take rules, grids and boxes out of the ink; read tables by row
-    keep_all: bool = False        # set nothing aside: every candidate mark read as a digit (to
-                                  # label the marks of a photo, `edgedigits harvest`)
+    max_side: int = _DEFAULT["max_side"]  # downscale photos whose long side is larger (speed, memory)
+    digit_height: float = _DEFAULT["digit_height"]  # segment at the resolution where digits are about this tall (px)
+    page: bool = _DEFAULT["page"]  # look for a sheet on a darker desk and flatten it
+    split: bool = _DEFAULT["split"]  # try to cut wide blobs into touching digits
+    low_confidence: float = _DEFAULT["low_confidence"]  # flag digits whose probability is below this
+    reject: float = _DEFAULT["reject"]  # drop doubtful blobs (odd shape; any, with a "none" class) below this
+    line_gap: float = _DEFAULT["line_gap"]  # a horizontal gap wider than this many digit heights starts a new line
+    match_stroke: bool = _DEFAULT["match_stroke"]  # thicken/thin strokes to MNIST's width before classifying
+    deskew: bool = _DEFAULT["deskew"]  # turn the page so that its writing runs left to right
+    rules: bool = _DEFAULT["rules"]  # take rules, grids and boxes out of the ink; read tables by row
+    keep_all: bool = _DEFAULT["keep_all"]  # set nothing aside: every candidate mark read as a digit
+                                          # (to label the marks of a photo, `edgedigits harvest`)
 
 
 @dataclass
@@ -113,7 +116,7 @@ class _Clock:
 # A view with more candidate marks than this is noise, not writing (the densest real page, a
 # census form read at 2.25 MP, has 1232): reading stops there, in bounded time (`edgedigits fuzz`).
 # Counted per MP of the photo as read (after `max_side`), not of a view zoomed in on it.
-NOISE = {"blobs": 1000, "blobs_per_mp": 600}
+NOISE = TUNING["page"]["NOISE"]
 _photo_mp = contextvars.ContextVar("photo_mp", default=4.0)
 
 

@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-RULE_LENGTH = 2.5      # a rule is a straight run longer than this many digit heights
-MIN_RULES = 3          # fewer long lines than this are a sheet's edge or a stroke, not ruling
+from .tuning import TUNING
+
+T = TUNING["rules"]
+
+RULE_LENGTH = T["RULE_LENGTH"]  # a rule is a straight run longer than this many digit heights
+MIN_RULES = T["MIN_RULES"]  # fewer long lines than this are a sheet's edge or a stroke, not ruling
 
 
 # --- the writing direction ------------------------------------------------------------------------
@@ -380,7 +384,7 @@ def find_rules(mask: np.ndarray, height: float) -> tuple:
 
 
 
-BOX_SIZE = (0.6, 5.0)  # a form box is this many digit heights wide and tall
+BOX_SIZE = tuple(T["BOX_SIZE"])  # a form box is this many digit heights wide and tall
 
 
 def find_boxes(mask: np.ndarray, height: float) -> tuple:

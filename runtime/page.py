@@ -47,7 +47,7 @@ import numpy as np
 from edgedigits.errors import EdgeDigitsError
 
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
-from .digits import classify_blobs, finish_lines, group_lines, to_digits, to_marks
+from .digits import TooManyCrops, classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 from .tuning import TUNING
@@ -115,9 +115,18 @@ class _Clock:
 
 # A view with more candidate marks than this is noise, not writing (the densest real page, a
 # census form read at 2.25 MP, has 1232): reading stops there, in bounded time (`edgedigits fuzz`).
+# So is one whose marks take more crops to classify (blobs, tail variants, the pieces of every
+# cut) than `crops` + `crops_per_mp` (the same form takes 2979, its budget is 4875): what it
+# costs to read a page is the crops it classifies, at most three budgets (a pass, the quarter
+# turns compared on a sample, a pass of the turned page).
 # Counted per MP of the photo as read (after `max_side`), not of a view zoomed in on it.
 NOISE = TUNING["page"]["NOISE"]
 _photo_mp = contextvars.ContextVar("photo_mp", default=4.0)
+
+
+def crop_budget() -> int:
+    """How many crops one pass over the page may classify (`NOISE`)."""
+    return int(NOISE["crops"] + NOISE["crops_per_mp"] * _photo_mp.get())
 
 
 class _Noise(Exception):
@@ -142,7 +151,7 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     token = _photo_mp.set(mp)
     try:
         return _read_page(image, recognizer, **options)
-    except _Noise:
+    except (_Noise, TooManyCrops):
         return PageResult([], [], {"total": round((time.perf_counter() - t0) * 1000, 3)}, noise=True)
     finally:
         _photo_mp.reset(token)
@@ -179,14 +188,15 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             clock.lap("ink")
             lines = group_lines(blobs, geom, opt.line_gap, rules)
             clock.lap("lines")
-            reads = classify_blobs(lines, ink, geom, recognizer, opt)
-            quarter = best_quarter(reads, recognizer) if doubtful else 0
+            most = crop_budget()
+            reads = classify_blobs(lines, ink, geom, recognizer, opt, most)
+            quarter = best_quarter(reads, recognizer, most // 4) if doubtful else 0
             if quarter:                                  # the writing runs another way: turn it
                 turn = ((turn + 90 * quarter + 180) % 360) - 180
                 page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
                 blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
                 lines = group_lines(blobs, geom, opt.line_gap, rules)
-                reads = classify_blobs(lines, ink, geom, recognizer, opt)
+                reads = classify_blobs(lines, ink, geom, recognizer, opt, most)
             reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
 
             def to_input(points):        # page pixels -> input image pixels
@@ -238,13 +248,16 @@ def probe_rules(page: np.ndarray, opt) -> float:
     return max(page.shape) / 40 if opt.rules and max(page.shape) >= 300 else 0.0
 
 
-def best_quarter(reads: list, recognizer) -> int:
+def best_quarter(reads: list, recognizer, most=None) -> int:
     """How many quarter turns (0-3, counter-clockwise) make the page's marks read best: the
     number of confident digits (best digit class over 0.9, "none" excluded) among the crops as
     they are and turned by 90, 180 and 270 degrees (the MNIST normalisation commutes with quarter
-    turns). Turning must win clearly; ties stay as they are."""
+    turns). Turning must win clearly; ties stay as they are. Of more than `most` marks, an
+    evenly spaced sample of at most `most` is compared (bounded time)."""
     if len(reads) < 2:
         return 0
+    if most and len(reads) > most:
+        reads = reads[::-(-len(reads) // most)]
     crops = np.stack([r.crop28 for r in reads])
     digits = np.array([label.isdigit() for label in recognizer.labels])
     counts = []

@@ -208,6 +208,82 @@ def test_noise_frame_is_reported_as_noise_within_a_second_per_megapixel(rec):
     assert cpu < 1.0 * image.size / 1e6, cpu
 
 
+class Counting:
+    """A recognizer that records how many crops each `predict` call classifies."""
+
+    def __init__(self, rec):
+        self.rec, self.calls = rec, []
+
+    def __getattr__(self, name):
+        return getattr(self.rec, name)
+
+    def predict(self, crops):
+        self.calls.append(len(crops))
+        return self.rec.predict(crops)
+
+
+def test_a_noisy_drawing_is_noise_within_its_crop_budget(rec, monkeypatch):
+    """Found by `edgedigits fuzz --seed 0` (images:5867): a 0.46 MP noisy drawing took 1.3 s of CPU
+    (its bound: 1 s) classifying 15,800 crops: its 1,100 marks cut every way (5,000 crops a pass),
+    then the four quarter turns of 1,300 reads and a second pass of the page turned. A pass may
+    classify at most `page.crop_budget()` crops (1,500 + 1,500 per MP; the densest real page takes
+    2,979 of its 4,875), the quarter turns are compared on a quarter of that: the drawing is noise."""
+    from edgedigits.runtime import fuzz, page
+
+    _, _, image = fuzz.image_case(fuzz.case_rng(0, "images", 5867))
+    mp = image.shape[0] * image.shape[1] / 1e6
+    budget = page.NOISE["crops"] + page.NOISE["crops_per_mp"] * mp
+    unbounded = Counting(rec)                     # reproduced: without the budget
+    monkeypatch.setitem(page.NOISE, "crops", 10 ** 9)
+    assert not read_page(image, unbounded).noise and sum(unbounded.calls) > 3 * budget, unbounded.calls
+    monkeypatch.undo()
+
+    bounded = Counting(rec)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        t = time.process_time()
+        result = read_page(image, bounded)
+        cpu = time.process_time() - t
+    finally:
+        cv2.setNumThreads(threads)
+    assert result.noise and result.digits == []
+    assert sum(bounded.calls) <= budget, bounded.calls
+    # CPU time swells on a loaded 2-core machine: 2x slack (0.4 s here on a quiet one)
+    assert cpu <= 2 * max(fuzz.MIN_SECONDS, fuzz.SECONDS_PER_MP * mp), cpu
+
+
+def test_the_crop_budget_bounds_every_pass(paper_dir, rec, monkeypatch):
+    """A real page whose budget is set below what it takes is noise, and no pass classified more
+    than the budget (checked before the blobs and again before the pieces are classified); with
+    the real budget the same page is read."""
+    from edgedigits.runtime import page
+
+    image = load_image(paper_dir / "hypjudy_A4_3.png")         # 65 marks: 67 crops, then 40 pieces
+    assert len(read_page(image, rec).digits) >= 60
+    for crops in (50, 80):                                     # under the blobs; under blobs + pieces
+        monkeypatch.setitem(page.NOISE, "crops", crops)
+        monkeypatch.setitem(page.NOISE, "crops_per_mp", 0)
+        counting = Counting(rec)
+        result = read_page(image, counting)
+        assert result.noise and result.digits == [] and sum(counting.calls) <= crops, (crops, counting.calls)
+
+
+def test_quarter_turns_are_compared_on_a_sample_of_many_marks(mnist, rec):
+    """`best_quarter` compares the four quarter turns of at most `most` marks, evenly spaced: on
+    600 MNIST digits turned a quarter it finds the same turn from 100 of them, in 4 batches of 100."""
+    from types import SimpleNamespace
+
+    from edgedigits.runtime.page import best_quarter
+
+    digits = mnist[2][:600].astype(np.float32) / 255
+    reads = [SimpleNamespace(crop28=np.ascontiguousarray(np.rot90(d))) for d in digits]
+    everything, sampled = Counting(rec), Counting(rec)
+    assert best_quarter(reads, everything) == 3 and everything.calls == [600] * 4
+    assert best_quarter(reads, sampled, most=100) == 3 and sampled.calls == [100] * 4
+    assert best_quarter(reads[:90], Counting(rec), most=100) == 3       # fewer than `most`: all of them
+
+
 # --- 3 and 4: model files checked before and after a native reader sees them ---------------------
 
 def test_corrupt_model_is_refused_by_its_recorded_checksum(shipped_dir, tmp_path):
@@ -239,6 +315,38 @@ def test_a_crash_in_opencvs_reader_is_a_message(shipped_dir, tmp_path, monkeypat
         Recognizer(tmp_path / "model.onnx", backend="opencv")
     monkeypatch.undo()
     assert Recognizer(tmp_path / "model.onnx", backend="opencv").backend == "opencv"
+
+
+# one byte of the shipped model.onnx changed (offset, value), each found to crash OpenCV's ONNX
+# reader with SIGSEGV (a scan of byte flips in the graph's header, 5 in 600)
+OPENCV_CRASHERS = [(2107, 245), (2009, 192), (2123, 253), (2014, 137), (592, 208)]
+
+
+def test_a_real_segfault_in_opencvs_onnx_reader_is_a_message(shipped_dir, tmp_path):
+    """Issue 10.3 with a real crash, not a simulated one: the shipped model.onnx with one byte
+    changed kills a process that hands it to OpenCV's reader unguarded (reproduced in a child);
+    guarded (no .sha256 beside it, so it is first loaded in a child) it is one line, and this
+    process, and `recognize`, live on."""
+    cv2_load = ("import sys\nfrom edgedigits.runtime.recognizer import Recognizer\n"
+                "try: Recognizer(sys.argv[1], backend='opencv', probe=False)\nexcept Exception: pass\n")
+    original = (shipped_dir / "model.onnx").read_bytes()
+    path = tmp_path / "model.onnx"
+    for at, value in OPENCV_CRASHERS:
+        data = bytearray(original)
+        data[at] = value
+        path.write_bytes(bytes(data))
+        unguarded = subprocess.run([sys.executable, "-c", cv2_load, str(path)], capture_output=True, timeout=120)
+        if unguarded.returncode == -11:
+            break
+    else:
+        pytest.fail("none of OPENCV_CRASHERS crashes this OpenCV on this model.onnx any more: "
+                    "find a byte flip that does (a child that loads it with probe=False dies by SIGSEGV)")
+    with pytest.raises(EdgeDigitsError, match=r"OpenCV's ONNX reader crashes on this file \(signal 11\)"):
+        Recognizer(path, backend="opencv")
+    rc, _, err = run_cli("recognize", os.path.join(ROOT, "models", "cnn", "curves.png"), "--model", path,
+                         "--backend", "opencv")
+    assert rc not in (0, -11) and rc > 0, (rc, err)
+    one_line_error(err, "crashes on this file (signal 11)")
 
 
 def test_a_tflite_that_aborts_the_interpreter_is_a_message(tmp_path):

@@ -107,6 +107,21 @@ def test_short_fuzz_run_of_models_and_images_in_workers():
         assert report["bad"] == [], report["bad"]
 
 
+def test_the_summary_names_the_case_closest_to_the_time_bound():
+    """The benchmark figure of a run: the page closest to its bound (1 s per MP, at least 1 s) and
+    the most seconds per MP from 0.25 MP, each with its case to replay."""
+    records = [{"i": 0, "outcome": "ok", "seconds": 0.6, "mp": 0.01},      # 60% of 1 s
+               {"i": 1, "outcome": "ok", "seconds": 1.4, "mp": 2.0},       # 70% of 2 s, 0.7 s/MP
+               {"i": 2, "outcome": "ok", "seconds": 0.3, "mp": 0.3},       # 1 s/MP, 30% of 1 s
+               {"i": 3, "outcome": "slow", "seconds": 3.0, "mp": 0.1}]     # 300%
+    t = fuzz.summary("images", records[:3])["time"]
+    assert (t["max_share_of_bound"], t["max_share_case"]) == (0.7, 1)
+    assert (t["max_s_per_mp_from_0.25mp"], t["max_s_per_mp_case"]) == (1.0, 2)
+    assert (t["max_seconds"], t["case"]) == (1.4, 1)
+    s = fuzz.summary("images", records)
+    assert s["time"]["max_share_case"] == 3 and [r["i"] for r in s["bad"]] == [3]
+
+
 def test_a_crashing_worker_is_counted_and_the_run_goes_on(monkeypatch):
     """The parent names the case whose worker died and restarts after it."""
     calls = []

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.register(sub)
     train_compare.register(sub)
     for module in ("edgedigits.export.cli", "edgedigits.export.finetune", "edgedigits.runtime.cli",
-                   "edgedigits.camera_demo.cli", "edgedigits.runtime.fuzz"):
+                   "edgedigits.camera_demo.cli", "edgedigits.runtime.fuzz", "edgedigits.runtime.web"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ModuleNotFoundError as e:

@@ -75,7 +75,7 @@ function softmaxRows(y, n, c) {
 }
 
 // The model at `modelUrl` (or its bytes) in an onnxruntime-web session on the wasm backend.
-// Returns {labels, none_threshold, metadata, inputName, predict(crops: Float32Array N*784)}.
+// Returns {labels, none_threshold, metadata, modelId, inputName, predict(crops: Float32Array N*784)}.
 export async function createRecognizer(ort, modelUrl) {
   let bytes = modelUrl;
   if (!(bytes instanceof Uint8Array)) {
@@ -149,5 +149,12 @@ export async function createRecognizer(ort, modelUrl) {
     labels = probe.length === 11 ? [...LABELS, "none"] : LABELS.slice(0, probe.length);
   }
   const noneThreshold = typeof output.none_threshold === "number" ? output.none_threshold : 0.5;
-  return { labels, none_threshold: noneThreshold, metadata, inputName, predict, session };
+  // the id Python's Recognizer gives the same file (saved with each sample): name/format@sha256[:12]
+  let digest = "";
+  if (globalThis.crypto?.subtle) {     // only in a secure context (https, localhost)
+    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    digest = Array.from(hash.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  const modelId = `${metadata.name ?? "model"}/${metadata.format ?? "onnx"}@${digest || "unhashed"}`;
+  return { labels, none_threshold: noneThreshold, metadata, modelId, inputName, predict, session };
 }

@@ -53,7 +53,8 @@ def register(sub) -> None:
         description="Fine-tune a checkpoint on MNIST mixed with your saved samples (oversampled), "
         "evaluate it on MNIST test and on held-back samples, refuse it if it lost more than "
         "--max-drop points on MNIST, and re-export it into a new folder.")
-    p.add_argument("--samples", type=Path, required=True, help="samples folder (with index.jsonl)")
+    p.add_argument("--samples", type=Path, required=True,
+                   help="samples folder (with index.jsonl), or the .zip the web app downloads")
     p.add_argument("--weights", type=Path, help="starting checkpoint: model.safetensors or its folder "
                    "(default: the shipped cnn)")
     p.add_argument("--out", type=Path, help="new output folder (default runs/finetune-<UTC time>); "

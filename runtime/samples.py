@@ -20,12 +20,17 @@ Order of writes, and why it is safe:
    written only after its files are complete.
 A kill between steps leaves at most a hidden ``.*.tmp`` file or a complete PNG that no index
 line names; readers ignore both (and a truncated last line, which only a power cut could leave).
+
+The web app (web/src/samples.js) downloads its samples as one .zip holding exactly this folder's
+files at its root; `read_samples` takes that file as it is.
 """
 
 import hashlib
 import json
 import os
 import secrets
+import tempfile
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +42,7 @@ from edgedigits.errors import EdgeDigitsError
 
 INDEX = "index.jsonl"
 FORMAT_VERSION = 1
+MAX_ZIP_BYTES = 1 << 30           # a samples .zip unpacks to at most this much (a zip bomb is refused)
 
 
 def to_uint8(crop28: np.ndarray) -> np.ndarray:
@@ -149,14 +155,38 @@ def read_index(root) -> list[dict]:
             if all((root / str(record.get(k, ""))).is_file() for k in ("input", "crop"))]
 
 
+def unzip_samples(path: Path, out: Path) -> None:
+    """Unpack a samples .zip (the web app's download) into `out`: only index.jsonl and .png files at
+    the archive's root; anything else (folders, other names) is left out."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.infolist() if not m.is_dir() and "/" not in m.filename
+                       and "\\" not in m.filename and not m.filename.startswith(".")
+                       and (m.filename == INDEX or m.filename.endswith(".png"))]
+            if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+                raise EdgeDigitsError(f"{path}: unpacks to more than {MAX_ZIP_BYTES >> 20} MB; not a samples file")
+            if INDEX not in {m.filename for m in members}:
+                raise EdgeDigitsError(f"{path}: no {INDEX} in this zip; download the samples from the web "
+                                      "app's Samples view")
+            for m in members:
+                (out / m.filename).write_bytes(z.read(m))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as e:
+        raise EdgeDigitsError(f"{path}: not a readable samples .zip ({e})") from None
+
+
 def read_samples(root, log=print):
-    """(images uint8 [N, 28, 28], labels int64 [N], records) from a samples folder, for training.
+    """(images uint8 [N, 28, 28], labels int64 [N], records) from a samples folder (or the web
+    app's .zip of one), for training.
 
     Lines that do not parse (a torn last line) and samples whose PNG is missing or not 28x28
     are skipped with a count; identical images keep the LAST label given (a correction saved
     after an acceptance of the same still frame wins). No index at all is an error.
     """
     root = Path(root)
+    if root.is_file() and zipfile.is_zipfile(root):          # the web app's download
+        with tempfile.TemporaryDirectory() as tmp:
+            unzip_samples(root, Path(tmp))
+            return read_samples(tmp, log)
     index = root / INDEX
     if not index.is_file():
         raise EdgeDigitsError(f"{root}: no {INDEX} here; save samples with `edgedigits camera "

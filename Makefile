@@ -35,8 +35,20 @@ benchmark: setup fonts
 	$(BIN)/edgedigits export --out runs/export
 	$(BIN)/edgedigits benchmark --out runs/export
 
-test: setup fonts
+test: setup fonts web
 	$(BIN)/pytest -q
+
+# The web app (web/, docs/web.md): its npm packages, pinned by web/package-lock.json, and Debian's
+# chromium (with Node.js/npm where missing) for the browser tests (tests/test_web*.py).
+.PHONY: web
+web: web/node_modules/.package-lock.json
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
 
 # Re-export the shipped model into models/cnn and refresh its benchmark report.
 ship: setup fonts

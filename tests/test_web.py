@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from web_fixtures import (CAMERA_PHOTO, b64, browser, camera_frame, camera_video, open_app,  # noqa: F401
+from web_fixtures import (CAMERA_PHOTO, app_page, b64, browser, camera_frame, camera_video, open_app,  # noqa: F401
                           predict_in_browser, read_in_browser, wait_ready, web_page, web_server, web_site)
 
 PHOTO = CAMERA_PHOTO
@@ -237,7 +237,11 @@ DRAWN = {"1": [[(140, 50), (140, 230)]],
          "0": [[(140, 50), (90, 90), (85, 170), (140, 230), (195, 170), (190, 90), (140, 50)]]}
 
 
-def test_drawing_pad_reads_the_drawn_digit(web_page, tmp_path):
+def test_drawing_pad_reads_the_drawn_digit(app_page, tmp_path):
+    """Digits drawn with the mouse, normalised by normalize.js as the page reader's crops are: the
+    top of the 11 probabilities is the digit drawn."""
+    web_page = app_page
+    web_page.evaluate("Promise.all([window.edgedigits.cvReady, window.edgedigits.normalizeReady]).then(() => true)")
     web_page.click("#tabs button[data-view=draw]")
     for digit, strokes in DRAWN.items():
         web_page.click("#pad-clear")

@@ -135,6 +135,15 @@ def web_page(browser, web_server):
     context.close()
 
 
+@pytest.fixture
+def app_page(browser, web_server):
+    """A fresh browser context on the app, the classifier loaded (wait for the rest as needed:
+    `page.evaluate("window.edgedigits.normalizeReady.then(() => true)")`)."""
+    context, page = open_app(browser, web_server)
+    yield page
+    context.close()
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

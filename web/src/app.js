@@ -55,17 +55,13 @@ const app = { ready: null, cv: null, recognizer: null, page: null, normalize: nu
 window.edgedigits = app;
 
 app.modelReady = createRecognizer(ort, "models/model_int8.onnx");
+app.cvReady = loadCv();
+app.normalizeReady = loadModule("./runtime/normalize.js", "the digit normaliser");
+app.pageReady = loadModule("./runtime/page.js", "the page reader");
 app.ready = (async () => {
-  const [cv, recognizer] = await Promise.all([loadCv(), app.modelReady]);
-  app.cv = cv;
-  app.recognizer = recognizer;
-  const [page, normalize] = await Promise.allSettled([
-    loadModule("./runtime/page.js", "the page reader"), loadModule("./runtime/normalize.js", "the digit normaliser")]);
-  app.page = page.status === "fulfilled" ? page.value : null;
-  app.normalize = normalize.status === "fulfilled" ? normalize.value : null;
-  const missing = [page, normalize].filter((r) => r.status === "rejected").map((r) => r.reason.message);
-  if (missing.length) throw new Error(missing.join("; "));
-  status(`Ready: ${recognizer.modelId}, on this device.`);
+  [app.cv, app.recognizer, app.normalize, app.page] = await Promise.all(
+    [app.cvReady, app.modelReady, app.normalizeReady, app.pageReady]);
+  status(`Ready: ${app.recognizer.modelId}, on this device.`);
   return app;
 })();
 app.ready.catch((e) => status(`The reader could not start: ${e.message}`, true));
@@ -421,15 +417,14 @@ function clearPad() {
 
 // The pad's drawing, normalised as the page reader normalises a crop (normalize.js), classified.
 async function classifyPad() {
-  await app.ready;
-  const { cv, recognizer } = app;
+  const [cv, recognizer, normalize] = await Promise.all([app.cvReady, app.modelReady, app.normalizeReady]);
   const data = $("pad").getContext("2d", { willReadFrequently: true }).getImageData(0, 0, 280, 280);
   const rgba = cv.matFromImageData(data);
   const gray = new cv.Mat();
   let input28;
   try {
     cv.cvtColor(rgba, gray, cv.COLOR_RGBA2GRAY);
-    input28 = app.normalize.normalizeDigit(cv, gray, "auto", true);
+    input28 = normalize.normalizeDigit(cv, gray, "auto", true);
   } finally {
     rgba.delete();
     gray.delete();
@@ -449,6 +444,7 @@ async function classifyPad() {
     a.textContent = label;
     b.textContent = `${(probs[k] * 100).toFixed(1)}%`;
     const track = document.createElement("span");
+    track.className = "track";
     track.append(bar);
     li.append(a, track, b);
     return li;

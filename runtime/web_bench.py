@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--repeat", type=positive_int, default=10, help="timed reads on each side (median reported)")
     p.add_argument("--seconds", type=float, default=6.0, help="how long the camera view runs (6)")
     p.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"), help="the browser (/usr/bin/chromium)")
+    p.add_argument("--site", type=Path, metavar="DIR",
+                   help="a built site to serve (default: web/dist, built when missing or stale)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(func=bench_web)
 
@@ -77,15 +79,15 @@ def camera_y4m(image, folder: Path) -> Path:
     return path
 
 
-def browser_figures(png: bytes, y4m: Path, chromium: Path, repeat: int, seconds: float) -> dict:
+def browser_figures(site: Path, png: bytes, y4m: Path, chromium: Path, repeat: int, seconds: float) -> dict:
     import base64
 
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    from edgedigits.runtime.web import ensure_built, start_server
+    from edgedigits.runtime.web import start_server
 
-    server = start_server(ensure_built(), "127.0.0.1", 0)
+    server = start_server(site, "127.0.0.1", 0)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=[
@@ -131,7 +133,11 @@ def bench_web(args) -> int:
     import cv2
 
     from edgedigits.runtime import load_image
+    from edgedigits.runtime.web import ensure_built, is_built
 
+    if args.site is not None and not is_built(args.site):
+        raise EdgeDigitsError(f"--site {display_path(args.site)}: not a built site (no build.json and "
+                              "index.html); write one with `edgedigits web --build DIR`")
     if not args.chromium.exists():
         raise EdgeDigitsError(f"{display_path(args.chromium)}: no such browser (apt-get install chromium, "
                               "or pass --chromium PATH)")
@@ -139,9 +145,10 @@ def bench_web(args) -> int:
     ok, png = cv2.imencode(".png", image)
     if not ok:
         raise EdgeDigitsError(f"{display_path(args.image)}: could not encode it as PNG")
+    site = args.site or ensure_built()
     python_ms, lines = python_times(image, args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        web = browser_figures(png.tobytes(), camera_y4m(image, Path(tmp)), args.chromium, args.repeat, args.seconds)
+        web = browser_figures(site, png.tobytes(), camera_y4m(image, Path(tmp)), args.chromium, args.repeat, args.seconds)
     figures = {"image": display_path(args.image), "size": [image.shape[1], image.shape[0]],
                "python_ms": round(python_ms, 1), "browser_ms": round(web["read_ms"], 1),
                "ratio": round(web["read_ms"] / python_ms, 2), "python_lines": lines,

@@ -302,3 +302,20 @@ def test_camera_shows_the_lines_of_the_sheet(web_page, paper_dir, tmp_path):
     fps = web_page.evaluate("window.edgedigits.camera.fps")
     print(f"\ncamera view: {fps:.1f} FPS (loaded test machine), lines {shown}")
     assert shown == want == true_lines(paper_dir, PHOTO)
+
+
+def test_bench_web_reports_both_readers_the_camera_and_the_load(web_site, paper_dir):
+    """`edgedigits bench-web`: the same 1 MP photo read by Python and by the browser, camera FPS,
+    first/repeat load bytes (a short run: the figures in docs/web.md come from the default one)."""
+    done = edgedigits("bench-web", str(paper_dir / PHOTO), "--site", str(web_site), "--repeat", "2",
+                      "--seconds", "1.5", "--json")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert abs(figures["size"][0] * figures["size"][1] - 1e6) < 2e4
+    assert figures["python_ms"] > 0 and figures["browser_ms"] > 0
+    assert figures["ratio"] == pytest.approx(figures["browser_ms"] / figures["python_ms"], rel=0.02)
+    assert figures["camera_frames"] > 0 and figures["camera_fps"] > 0
+    assert figures["camera_lines"] == figures["python_lines"] == true_lines(paper_dir, PHOTO)
+    assert 0 < figures["first_load_bytes"] <= FIRST_LOAD_LIMIT and figures["repeat_visit_bytes"] < 50_000
+    done = edgedigits("bench-web", str(paper_dir / PHOTO), "--site", str(paper_dir))
+    assert done.returncode == 2 and "not a built site" in done.stderr

@@ -1,0 +1,151 @@
+// Replays the stages dumped by web/tools/dump_stage.py through the JS port (rules.js, digits.js)
+// and prints, per call, whether the JS output equals Python's (and the first difference).
+//
+//   node web/tools/stage.mjs DUMP_DIR [STAGE ...]      (stages: find_rules find_boxes
+//       writing_angle find_grid group_lines classify_blobs finish_lines; default: all)
+
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import cvModule from "@techstark/opencv-js";
+
+import { useCv } from "../src/runtime/cv.js";
+import * as rules from "../src/runtime/rules.js";
+
+async function loadCv() {
+  let cv = cvModule;
+  if (cv instanceof Promise) cv = await cv;
+  else if (!cv.Mat) await new Promise((resolve) => { cv.onRuntimeInitialized = resolve; });
+  return { cv };           // not cv itself: the Emscripten module is a thenable, await would loop
+}
+
+// A .npy file as {shape, dtype, data} (C order; uint8, int32, float32, float64, bool).
+export function loadNpy(file) {
+  const buf = fs.readFileSync(file);
+  const major = buf[6];
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = (major === 1 ? 10 : 12) + headerLen;
+  const header = buf.subarray(major === 1 ? 10 : 12, start).toString("latin1");
+  const descr = /'descr':\s*'([^']+)'/.exec(header)[1];
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1].split(",").filter((s) => s.trim()).map(Number);
+  const bytes = buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length);
+  const types = { "|u1": Uint8Array, "|b1": Uint8Array, "<i4": Int32Array, "<f4": Float32Array, "<f8": Float64Array, "<i8": BigInt64Array };
+  if (!types[descr]) throw new Error(`${file}: dtype ${descr} not handled`);
+  return { shape, dtype: descr, data: new types[descr](bytes) };
+}
+
+export function npyMat(cv, file) {
+  const a = loadNpy(file);
+  const type = { "|u1": cv.CV_8UC1, "|b1": cv.CV_8UC1, "<i4": cv.CV_32SC1, "<f4": cv.CV_32FC1 }[a.dtype];
+  const m = new cv.Mat(a.shape[0], a.shape[1], type);
+  m.data.set(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+  return m;
+}
+
+function matDiff(a, b) {          // count of differing pixels of two uint8 Mats (b: npy)
+  let n = 0;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) n++;
+  return n;
+}
+
+function close(a, b, tol = 1e-9) {
+  if (typeof a === "number" && typeof b === "number") return Math.abs(a - b) <= tol * Math.max(1, Math.abs(a), Math.abs(b));
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => close(v, b[i], tol));
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const keys = Object.keys(b);
+    return keys.every((k) => close(a[k], b[k], tol));
+  }
+  return a === b || (a == null && b == null);
+}
+
+function ruleObjects(list) {
+  return list.map((r) => new rules.Rule(r.at, r.start, r.end, r.slope, r.width));
+}
+
+function rulesPlain(r) {
+  const plain = (list) => list.map(({ at, start, end, slope, width }) => ({ at, start, end, slope, width }));
+  return { horizontal: plain(r.horizontal), vertical: plain(r.vertical) };
+}
+
+class Blob {                      // ink.py's Blob, for replaying without ink.js
+  constructor(d) { Object.assign(this, d); }
+  get w() { return this.x1 - this.x0; }
+  get h() { return this.y1 - this.y0; }
+}
+
+export const STAGES = {
+  find_rules(cv, dir, name, d) {
+    const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
+    const [clean, found] = rules.findRules(mask, d.height);
+    try {
+      const want = npyMat(cv, path.join(dir, `${name}.clean.npy`));
+      const diff = matDiff(clean, want);
+      want.delete();
+      const same = close(rulesPlain(found), { horizontal: d.rules.horizontal, vertical: d.rules.vertical });
+      return { ok: diff === 0 && same, detail: `clean differs on ${diff} px; rules ${same ? "equal" : "differ"}`,
+        js: same ? undefined : rulesPlain(found), py: same ? undefined : d.rules };
+    } finally {
+      mask.delete();
+      clean.delete();
+      found.delete();
+    }
+  },
+  find_boxes(cv, dir, name, d) {
+    const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
+    const [out, boxes] = rules.findBoxes(mask, d.height);
+    try {
+      const want = npyMat(cv, path.join(dir, `${name}.out.npy`));
+      const diff = matDiff(out, want);
+      want.delete();
+      const same = close(boxes, d.boxes);
+      return { ok: diff === 0 && same, detail: `out differs on ${diff} px; ${boxes.length} boxes ${same ? "equal" : "differ"}` };
+    } finally {
+      mask.delete();
+      out.delete();
+    }
+  },
+  writing_angle(cv, dir, name, d) {
+    const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
+    try {
+      const [skew, doubtful] = rules.writingAngle(d.blobs.map((b) => new Blob(b)), mask, d.height, d.flattened);
+      return { ok: close(skew, d.skew, 1e-12) && doubtful === d.doubtful, detail: `js ${skew} ${doubtful}, py ${d.skew} ${d.doubtful}` };
+    } finally {
+      mask.delete();
+    }
+  },
+  find_grid(cv, dir, name, d) {
+    const r = new rules.Rules(ruleObjects(d.rules.horizontal), ruleObjects(d.rules.vertical));
+    const quad = rules.findGrid(r, d.shape);
+    return { ok: close(quad, d.quad, 1e-7), detail: `js ${JSON.stringify(quad)}, py ${JSON.stringify(d.quad)}` };
+  },
+};
+
+async function main() {
+  const [dir, ...wanted] = process.argv.slice(2);
+  if (!dir) {
+    console.error("usage: node web/tools/stage.mjs DUMP_DIR [STAGE ...]");
+    process.exit(2);
+  }
+  const { cv } = await loadCv();
+  useCv(cv);
+  let bad = 0, total = 0;
+  for (const photo of fs.readdirSync(dir).sort()) {
+    const folder = path.join(dir, photo);
+    if (!fs.statSync(folder).isDirectory()) continue;
+    const names = fs.readdirSync(folder).filter((f) => /^[a-z_]+_\d+\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
+    for (const name of names) {
+      const stage = name.replace(/_\d+$/, "");
+      if (!STAGES[stage] || (wanted.length && !wanted.includes(stage))) continue;
+      const d = JSON.parse(fs.readFileSync(path.join(folder, `${name}.json`), "utf8"));
+      const r = await STAGES[stage](cv, folder, name, d);
+      total++;
+      if (!r.ok) bad++;
+      console.log(`${r.ok ? "ok  " : "DIFF"} ${photo} ${name}: ${r.detail}`);
+      if (!r.ok && r.js) console.log("  js", JSON.stringify(r.js).slice(0, 600), "\n  py", JSON.stringify(r.py).slice(0, 600));
+    }
+  }
+  console.log(`${total - bad}/${total} stage calls equal`);
+  process.exit(bad ? 1 : 0);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -103,13 +103,16 @@ def build_site(out: Path = DIST) -> Path:
     return out
 
 
+def is_fresh(site: Path) -> bool:
+    """Built, and no newer than its sources (or stale, with no npm here to build it again)."""
+    if not is_built(site):
+        return False
+    return (site / "build.json").stat().st_mtime >= newest(SOURCES) or shutil.which("npm") is None
+
+
 def ensure_built(site: Path = DIST) -> Path:
     """The built site: web/dist, built (again) when it is missing or older than its sources."""
-    if is_built(site) and (site / "build.json").stat().st_mtime >= newest(SOURCES):
-        return site
-    if is_built(site) and shutil.which("npm") is None:     # stale, but nothing to rebuild it with
-        return site
-    return build_site(site)
+    return site if is_fresh(site) else build_site(site)
 
 
 def check_out(out: Path) -> None:
@@ -246,14 +249,18 @@ def start_server(site: Path, host: str = "127.0.0.1", port: int = 0) -> Server:
 def web(args) -> int:
     if args.build is not None:
         check_out(args.build)
-        site = ensure_built()
-        out = copy_site(site, args.build)
+        # web/dist when it is up to date, else a build straight into DIR
+        out = copy_site(DIST, args.build) if is_fresh(DIST) else build_site(args.build.resolve())
         print(f"wrote the web app to {display_path(out)} (serve it over https, or on localhost: "
               "the camera needs a secure origin)")
         return 0
-    site = ensure_built()
-    server = Server(site, args.host, args.port)
-    print(f"serving {display_path(site)} on {server.url}  (Ctrl-C stops)", flush=True)
+    server = Server(DIST, args.host, args.port)         # a busy port fails before any build
+    try:
+        ensure_built(DIST)
+    except BaseException:
+        server.server_close()
+        raise
+    print(f"serving {display_path(DIST)} on {server.url}  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -27,6 +27,7 @@ REQUIRE_WEB = os.environ.get("EDGEDIGITS_REQUIRE_WEB", "") not in ("", "0")
 CAMERA_PHOTO = "hypjudy_photo_0.png"      # a sheet on a desk, 922x692; read as 1247673 | 8952481
 CAMERA_SIZE = (640, 480)
 READY_MS = 120_000
+PHONE = {"width": 412, "height": 915}     # a phone screen (CSS pixels): the app must fit it
 
 
 def missing(what: str):
@@ -108,7 +109,7 @@ def browser(camera_video):
 def open_app(browser, server, **context_args):
     """(context, page) on the app in a fresh browser context (its own storage and service worker);
     the classifier loaded (the page reader may still be loading)."""
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900},
+    context = browser.new_context(accept_downloads=True, viewport=PHONE, device_scale_factor=2,
                                   **context_args)
     page = context.new_page()
     page.set_default_timeout(READY_MS)

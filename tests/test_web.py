@@ -319,3 +319,20 @@ def test_bench_web_reports_both_readers_the_camera_and_the_load(web_site, paper_
     assert 0 < figures["first_load_bytes"] <= FIRST_LOAD_LIMIT and figures["repeat_visit_bytes"] < 50_000
     done = edgedigits("bench-web", str(paper_dir / PHOTO), "--site", str(paper_dir))
     assert done.returncode == 2 and "not a built site" in done.stderr
+
+
+def test_upload_honours_exif_orientation(web_page, paper_dir, tmp_path):
+    """A phone photo stored on its side with an EXIF orientation tag: the browser turns it upright
+    (createImageBitmap, imageOrientation "from-image") as OpenCV does in Python; same lines."""
+    import cv2
+    from PIL import Image
+
+    upright = cv2.imread(str(paper_dir / PHOTO))
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)   # tag 6: turn 90 clockwise to view
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "sideways.jpg"
+    Image.fromarray(cv2.cvtColor(sideways, cv2.COLOR_BGR2RGB)).save(path, quality=95, exif=exif)
+    python = python_reading(cv2.imread(str(path))).lines
+    result = upload(web_page, path)
+    assert result["lines"] == python == true_lines(paper_dir, PHOTO)

@@ -336,3 +336,15 @@ def test_upload_honours_exif_orientation(web_page, paper_dir, tmp_path):
     python = python_reading(cv2.imread(str(path))).lines
     result = upload(web_page, path)
     assert result["lines"] == python == true_lines(paper_dir, PHOTO)
+
+
+def test_drag_and_drop_reads_the_photo(web_page, paper_dir):
+    """A photo dropped on the drop zone is read like a picked one."""
+    path = paper_dir / "lucksoft_567891.jpg"
+    web_page.evaluate("window.edgedigits.result = null")
+    transfer = web_page.evaluate_handle(
+        "(b) => { const t = new DataTransfer(); t.items.add(new File([Uint8Array.from(atob(b), c => c.charCodeAt(0))], "
+        "'photo.jpg', {type: 'image/jpeg'})); return t; }", b64(path.read_bytes()))
+    web_page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    web_page.wait_for_function("window.edgedigits.result !== null")
+    assert web_page.inner_text("#photo-lines").split() == true_lines(paper_dir, path.name)

@@ -179,8 +179,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         gz = path.with_name(path.name + ".gz")
         use_gz = gz.is_file() and "gzip" in self.headers.get("Accept-Encoding", "")
-        data = (gz if use_gz else path).read_bytes()
-        etag = '"' + hashlib.sha256(data).hexdigest()[:20] + ('-gz"' if use_gz else '"')
+        data, etag = self.server.read(gz if use_gz else path)
         if etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
             self.send_response(304)
             self.send_header("ETag", etag)
@@ -221,6 +220,7 @@ class Server(http.server.ThreadingHTTPServer):
 
     def __init__(self, site: Path, host: str, port: int):
         self.site, self.lock, self.requests, self.body_bytes = Path(site), threading.Lock(), 0, 0
+        self.etags = {}
         try:
             super().__init__((host, port), Handler)
         except OSError as e:
@@ -232,6 +232,19 @@ class Server(http.server.ThreadingHTTPServer):
             raise EdgeDigitsError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
         except (UnicodeError, ValueError, OverflowError):
             raise EdgeDigitsError(f"cannot listen on {host!r}: not an address") from None
+
+    def read(self, path: Path):
+        """(bytes, ETag) of a file; the ETag (a content hash) is computed once per version of it."""
+        data = path.read_bytes()
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self.lock:
+            etag = self.etags.get(key)
+        if etag is None:
+            etag = '"' + hashlib.sha256(data).hexdigest()[:20] + '"'
+            with self.lock:
+                self.etags[key] = etag
+        return data, etag
 
     @property
     def url(self) -> str:

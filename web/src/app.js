@@ -198,6 +198,17 @@ function correct(digit, source, redraw) {
   dialog.showModal();
 }
 
+// Every digit of a reading saved as a sample with its label as shown (the camera demo's key s).
+async function saveAll(result, source) {
+  for (const d of result.digits) {
+    if (!/^[0-9]$/.test(d.label)) continue;
+    await saveSample({ input28: d.input28, source, box: d.box, label: d.label, predicted: d.predicted ?? d.label,
+      prob: d.probability, modelId: app.recognizer.modelId });
+  }
+  const n = await refreshSamples();
+  status(`Saved ${result.digits.length} sample(s); ${n} in all.`);
+}
+
 async function refreshSamples() {
   const samples = await listSamples();
   $("sample-count").textContent = String(samples.length);
@@ -239,6 +250,7 @@ function drawPhoto() {
     photo.result.lines = linesOf(photo.result);
     $("photo-lines").textContent = photo.result.lines.join("\n");
     $("copy").disabled = photo.result.lines.length === 0;
+    $("save-all").disabled = photo.result.digits.length === 0;
   }
 }
 
@@ -291,6 +303,9 @@ function setupPhoto() {
       getSelection().selectAllChildren($("photo-lines"));
       status("Selected: copy it with your device's copy command.");
     }
+  });
+  $("save-all").addEventListener("click", () => {
+    if (photo.result) saveAll(photo.result, photo.source).catch((e) => status(`Could not save: ${e.message}`, true));
   });
   $("photo-canvas").addEventListener("click", (e) => {
     const digit = digitAt(photo.result, ...canvasPoint($("photo-canvas"), e));

@@ -500,13 +500,14 @@ def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
 def number_cells(reads: list) -> None:
     """Replace each read's cell (the rules around it, page pixels) by (row, column) indices: rows
     counted top to bottom over the page's bands, columns left to right within a row."""
-    bands = sorted({r.cell[0] for r in reads if r.cell and r.cell[0]})
-    for r in reads:
-        if not (r.cell and r.cell[0]):
+    cells = [r.cell for r in reads]             # the rules, all read before any is replaced
+    bands = sorted({c[0] for c in cells if c and c[0]})
+    for r, cell in zip(reads, cells):
+        if not (cell and cell[0]):
             r.cell = None
             continue
-        columns = sorted({q.cell[1] for q in reads if q.cell and q.cell[0] == r.cell[0] and q.cell[1]})
-        r.cell = (bands.index(r.cell[0]), columns.index(r.cell[1]) if r.cell[1] in columns else None)
+        columns = sorted({c[1] for c in cells if c and c[0] == cell[0] and c[1]})
+        r.cell = (bands.index(cell[0]), columns.index(cell[1]) if cell[1] in columns else None)
 
 
 def to_digits(image: np.ndarray, reads: list, to_input, labels: list, opt) -> list:

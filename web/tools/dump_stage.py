@@ -121,8 +121,8 @@ def wrap(dumper):
         state["lines"] = lines
         return lines
 
-    def classify_(lines, ink_, geom, recognizer, opt):
-        reads = classify_blobs(lines, ink_, geom, recognizer, opt)
+    def classify_(lines, ink_, geom, recognizer, opt, *budget):
+        reads = classify_blobs(lines, ink_, geom, recognizer, opt, *budget)
         name = dumper.name("classify_blobs")
         data = {"lines": [{"blobs": [blob_dict(b) for b in ln.blobs], "top": ln.top, "height": ln.height,
                            "band": jsonable(ln.band)} for ln in lines],

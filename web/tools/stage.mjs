@@ -11,6 +11,8 @@ import cvModule from "@techstark/opencv-js";
 
 import { useCv } from "../src/runtime/cv.js";
 import * as rules from "../src/runtime/rules.js";
+import * as digits from "../src/runtime/digits.js";
+import { createRecognizer } from "../src/runtime/recognizer.js";
 
 async function loadCv() {
   let cv = cvModule;
@@ -119,6 +121,78 @@ export const STAGES = {
     return { ok: close(quad, d.quad, 1e-7), detail: `js ${JSON.stringify(quad)}, py ${JSON.stringify(d.quad)}` };
   },
 };
+
+function rulesFrom(d) {
+  if (!d) return null;
+  const r = new rules.Rules(ruleObjects(d.horizontal), ruleObjects(d.vertical));
+  r.boxes = d.boxes;
+  return r;
+}
+
+let recognizer = null;
+
+async function getRecognizer() {
+  if (!recognizer) {
+    const ort = await import("onnxruntime-web");
+    ort.env.wasm.numThreads = 1;
+    const model = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "models", "cnn", "model_int8.onnx");
+    recognizer = await createRecognizer(ort, new Uint8Array(fs.readFileSync(model)));
+  }
+  return recognizer;
+}
+
+function readPlain(r) {
+  return { x0: r.x0, y0: r.y0, x1: r.x1, y1: r.y1, line: r.line, odd: r.odd, cell: r.cell, darkness: r.darkness };
+}
+
+Object.assign(STAGES, {
+  group_lines(cv, dir, name, d) {
+    const blobs = d.blobs.map((b) => new Blob(b));
+    const found = digits.groupLines(blobs, { height: d.height, stroke: d.stroke, shape: d.shape }, d.line_gap, rulesFrom(d.rules));
+    const index = new Map(blobs.map((b, k) => [b, k]));
+    const js = found.map((ln) => ({ blobs: ln.blobs.map((b) => index.get(b)), top: ln.top, height: ln.height, band: ln.band }));
+    const cells = blobs.map((b) => b.cell);
+    const ok = close(js, d.lines, 1e-12) && close(cells, d.cells);
+    return { ok, detail: `${js.length} lines (py ${d.lines.length})`, js: ok ? undefined : js, py: ok ? undefined : d.lines };
+  },
+  async classify_blobs(cv, dir, name, d) {
+    const rec = await getRecognizer();
+    const labels = npyMat(cv, path.join(dir, `${name}.labels.npy`));
+    const flat = npyMat(cv, path.join(dir, `${name}.flat.npy`));
+    try {
+      const lines = d.lines.map((ln) => new digits.Line(ln.blobs.map((b) => new Blob(b)), ln.top, ln.height, ln.band));
+      const ink = { labels, flat, paper: d.paper, darkest: d.darkest };
+      const reads = await digits.classifyBlobs(lines, ink, { height: d.height }, rec, { split: d.split, match_stroke: d.match_stroke });
+      const crops = loadNpy(path.join(dir, `${name}.crops.npy`)).data;
+      let boxes = reads.length === d.reads.length, worstCrop = 0, worstProb = 0, firstBad = -1;
+      reads.forEach((r, k) => {
+        const p = d.reads[k];
+        if (!p) return;
+        const same = close(readPlain(r), { x0: p.x0, y0: p.y0, x1: p.x1, y1: p.y1, line: p.line, odd: p.odd, cell: p.cell, darkness: p.darkness }, 1e-6);
+        if (!same && firstBad < 0) firstBad = k;
+        boxes &&= same;
+        for (let i = 0; i < 784; i++) worstCrop = Math.max(worstCrop, Math.abs(r.crop28[i] - crops[k * 784 + i]));
+        for (let c = 0; c < p.probs.length; c++) worstProb = Math.max(worstProb, Math.abs(r.probs[c] - p.probs[c]));
+      });
+      const ok = boxes && worstCrop <= 2 / 255;
+      return { ok, detail: `${reads.length} reads (py ${d.reads.length}), crops within ${worstCrop.toFixed(5)}, probs within ${worstProb.toExponential(2)}`,
+        js: ok ? undefined : reads.slice(Math.max(0, firstBad), firstBad + 3).map(readPlain),
+        py: ok ? undefined : d.reads.slice(Math.max(0, firstBad), firstBad + 3).map(({ probs, ...p }) => p) };
+    } finally {
+      labels.delete();
+      flat.delete();
+    }
+  },
+  finish_lines(cv, dir, name, d) {
+    const reads = d.reads.map((r) => new digits.Read(r.x0, r.y0, r.x1, r.y1, Float32Array.from(r.probs), null, r.line, r.odd, r.cell, r.darkness));
+    const [ordered, texts, rejected] = digits.finishLines(reads, d.labels, { keep_all: d.keep_all, reject: d.reject }, d.none_threshold);
+    const index = new Map(reads.map((r, k) => [r, k]));
+    const js = { ordered: ordered.map((r) => index.get(r)), lines_out: ordered.map((r) => r.line),
+      cells_out: ordered.map((r) => r.cell), texts, rejected: rejected.map(([r, kind]) => [index.get(r), kind]) };
+    const ok = close(js, { ordered: d.ordered, lines_out: d.lines_out, cells_out: d.cells_out, texts: d.texts, rejected: d.rejected });
+    return { ok, detail: `texts ${JSON.stringify(texts)}`, js: ok ? undefined : js, py: ok ? undefined : d };
+  },
+});
 
 async function main() {
   const [dir, ...wanted] = process.argv.slice(2);

@@ -1,0 +1,778 @@
+// From blobs to digits: runtime/digits.py, function by function, in the same order (see its module
+// doc). `opt` is page.js's options with the Python field names (split, match_stroke, reject,
+// keep_all, low_confidence, line_gap).
+//
+// Small images here (a blob's ink, a piece of it) are {h, w, data: Float32Array} (row-major, the
+// float32 numpy arrays of digits.py); they become a cv.Mat only to be normalised. The page-sized
+// ones are ink.js's: `ink.labels` (CV_32SC1) and `ink.flat` (CV_8UC1).
+// Where digits.py computes in float32 (the ink, the classifier's probabilities, the scores), so
+// does this (Math.fround), and a Python float compared with a float32 value is compared as float32,
+// as numpy 2 does it.
+// `classifyBlobs` is async (the recognizer's predict is). `toDigits` / `toMarks` take `toInput`
+// (page pixels -> input image pixels: [[x, y], ...] -> [[x, y], ...], float32 values as Python's)
+// and the input image only for its size ({rows, cols}, a cv.Mat will do); a Digit's `crop` is
+// left null (cut it from the image with `box` where needed: no Mat to leak).
+
+import { cv } from "./cv.js";
+import { TUNING } from "./tuning.js";
+import { normalizeDigit } from "./normalize.js";
+import { Rules } from "./rules.js";
+import { int, median, percentile, round, sorted } from "./np.js";
+
+const T = TUNING["digits"];
+const f32 = Math.fround;
+
+// One digit read on the page. `box` is [x, y, w, h] in the input image's pixels.
+export class Digit {
+  constructor(box, line, label, prob, low_confidence, crop28, crop = null, cell = null) {
+    Object.assign(this, { box, line, label, prob, low_confidence, crop28, crop, cell });
+  }
+}
+
+// Something on the page that is not a handwritten digit, and why (see Mark in digits.py).
+export class Mark {
+  constructor(box, kind) {
+    this.box = box;
+    this.kind = kind;
+  }
+}
+
+// --- lines --------------------------------------------------------------------------------------
+
+// Blobs chained left to right, where their bodies start and how tall they are, and the row of a
+// table or grid they fill (the band between two rules), if any.
+export class Line {
+  constructor(blobs, top = 0.0, height = 0.0, band = null) {
+    Object.assign(this, { blobs, top, height, band });
+  }
+
+  measure() {
+    // the height of the line's tall-but-ordinary digits: small 0s and long tails are outliers
+    this.height = percentile(this.blobs.map((b) => b.h), 60);
+    this.top = median(this.blobs.map((b) => b.y0));
+    return this;
+  }
+}
+
+// A blob's height on the page: the middle of its top part (tails of 7s, 9s, 4s hang below).
+export function coreY(b, height) {
+  return b.y0 + Math.min(b.h, height) / 2;
+}
+
+const key = (pair) => (pair ? pair.join(",") : "");
+
+// Lines in reading order: top to bottom, and left block before right block in a row.
+export function groupLines(blobs, geom, lineGap, rules = null) {
+  const H = geom.height;
+  const [rows, columns] = rules && rules.truthy() ? [rules.rows, rules.columns] : [[], []];
+  const banded = new Map(), free = [];             // band key -> [band, blobs]
+  for (const b of blobs) {
+    const band = rowBand(b, rows, H);
+    if (band) {
+      const cx = (b.x0 + b.x1) / 2, cy = (b.y0 + b.y1) / 2;
+      const column = Rules.between(columns, cy, cx);
+      b.cell = [band, column ? [round(column[0]), round(column[1])] : null];
+      if (!banded.has(key(band))) banded.set(key(band), [band, []]);
+      banded.get(key(band))[1].push(b);
+    } else {
+      free.push(b);
+    }
+  }
+  const chains = [], levels = [];                  // blobs of each line, their core heights
+  for (const b of sorted(free, (b) => b.x0)) {
+    const y = coreY(b, H);
+    let best = null, dist = 0.6 * H;
+    for (let n = 0; n < chains.length; n++) {
+      const ln = chains[n], ys = levels[n].slice(-3);
+      let s = 0;
+      for (const v of ys) s += v;
+      const d = Math.abs(s / ys.length - y);
+      if (d < dist && (b.x0 - ln[ln.length - 1].x1 <= lineGap * H || ruledGap(ln[ln.length - 1], b, columns))) {
+        best = n;
+        dist = d;
+      }
+    }
+    if (best === null) {
+      chains.push([b]);
+      levels.push([y]);
+    } else {
+      chains[best].push(b);
+      levels[best].push(y);
+    }
+  }
+  let lines = chains.map((ln) => new Line(ln).measure());
+  for (const [band, bs] of banded.values()) lines.push(new Line(sorted(bs, (b) => b.x0), 0.0, 0.0, band).measure());
+  lines = sorted(lines, (ln) => ln.top + ln.height / 2);
+  const sideBySide = [];                           // lines side by side at the same height
+  for (const ln of lines) {
+    const mid = ln.top + ln.height / 2;
+    const last = sideBySide[sideBySide.length - 1];
+    if (last && Math.abs(last[0] - mid) < 0.6 * H) last[1].push(ln);
+    else sideBySide.push([mid, [ln]]);
+  }
+  return sideBySide.flatMap(([, row]) => sorted(row, (ln) => ln.blobs[0].x0));
+}
+
+// Whether a vertical rule (of `columns`) runs between blobs a and b (left to right) across both.
+export function ruledGap(a, b, columns) {
+  const top = Math.min(a.y0, b.y0), bottom = Math.max(a.y1, b.y1);
+  return columns.some((r) => a.x1 <= r.at && r.at <= b.x0 && r.start <= top && r.end >= bottom);
+}
+
+// [top, bottom] of the band between the rules above and below a blob holding one line, or null.
+export function rowBand(b, rows, height) {
+  if (!rows.length) return null;
+  const cx = (b.x0 + b.x1) / 2, cy = (b.y0 + b.y1) / 2;
+  const band = Rules.between(rows, cx, cy);
+  if (band === null || !(0.8 * height <= band[1] - band[0] && band[1] - band[0] <= 2.5 * height)) return null;
+  return [round(band[0]), round(band[1])];
+}
+
+// --- classification -----------------------------------------------------------------------------
+
+// A classified piece of the page (page pixels); compared by identity, as in Python.
+export class Read {
+  constructor(x0, y0, x1, y1, probs, crop28, line, odd = false, cell = null, darkness = 0.0) {
+    Object.assign(this, { x0, y0, x1, y1, probs, crop28, line, odd, cell, darkness });
+  }
+}
+
+const FAINT = T["FAINT"];  // ink lighter than this share of a blob's darkest is not its own
+const SPLIT_COST = T["SPLIT_COST"];  // each extra piece must buy at least this much log-probability
+
+// Which of a model's outputs are digits (an 11-class model's last one, "none", is not).
+export function digitColumns(labels) {
+  return labels.map((label) => /^[0-9]+$/.test(label));
+}
+
+// numpy's sum (pairwise: 8 partial sums from 8 elements on, halves from 128 on), each addition
+// rounded by `f` (Math.fround for a float32 array).
+function pairwiseSum(values, f = (x) => x, start = 0, n = values.length) {
+  if (n < 8) {
+    let s = f(-0.0);
+    for (let i = start; i < start + n; i++) s = f(s + values[i]);
+    return s;
+  }
+  if (n <= 128) {
+    const r = [];
+    for (let j = 0; j < 8; j++) r.push(f(values[start + j]));
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + values[start + i + j]);
+    let s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
+    for (; i < n; i++) s = f(s + values[start + i]);
+    return s;
+  }
+  let half = Math.floor(n / 2);
+  half -= half % 8;
+  return f(pairwiseSum(values, f, start, half) + pairwiseSum(values, f, start + half, n - half));
+}
+
+const sum32 = (values) => pairwiseSum(values, f32);
+
+// The probabilities at the columns where `which` is true (a plain array of float32 values).
+function pick(probs, which, want = true) {
+  const out = [];
+  for (let c = 0; c < which.length; c++) if (which[c] === want) out.push(probs[c]);
+  return out;
+}
+
+// The digit classes' probabilities renormalised without "none" (float32), for one row of probs.
+export function asDigit(probs, digit) {
+  const p = pick(probs, digit);
+  const s = Math.max(sum32(p), f32(1e-9));
+  return p.map((v) => f32(v / s));
+}
+
+// The blob's ink as float white-on-black in [0, 1] over its box ({h, w, data}).
+export function blobInk(ink, b) {
+  const h = b.y1 - b.y0, w = b.x1 - b.x0;
+  const L = ink.labels.data32S, F = ink.flat.data, cols = ink.labels.cols;
+  const ids = new Set(b.ids);
+  const scale = f32(1.0 / Math.max(ink.paper - ink.darkest, 1.0));
+  const paper = f32(ink.paper);
+  const data = new Float32Array(h * w);
+  const inked = [];
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const at = (b.y0 + r) * cols + b.x0 + c;
+      if (!ids.has(L[at])) continue;
+      const v = Math.min(f32(f32(paper - F[at]) * scale), 1.0);
+      data[r * w + c] = v;
+      inked.push(v);
+    }
+  }
+  // a much fainter print that the writing touches is not part of the digit: keep what is at
+  // least FAINT as dark as the blob's own ink (and its anti-aliased rim, within a pixel)
+  if (inked.length) {
+    const level = f32(FAINT * percentile32(inked, 90));
+    const core = new Uint8Array(h * w);
+    for (let i = 0; i < h * w; i++) core[i] = data[i] >= level ? 1 : 0;
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) {
+        let near = 0;                              // cv2.dilate(core, 3x3) == 0
+        for (let dr = -1; dr <= 1 && !near; dr++) {
+          const rr = r + dr;
+          if (rr < 0 || rr >= h) continue;
+          for (let dc = -1; dc <= 1; dc++) {
+            const cc = c + dc;
+            if (cc >= 0 && cc < w && core[rr * w + cc]) { near = 1; break; }
+          }
+        }
+        if (!near) data[r * w + c] = 0;
+      }
+    }
+  }
+  return { h, w, data };
+}
+
+// np.percentile of float32 values, as numpy computes it for a float32 array (float32 result).
+function percentile32(values, q) {
+  const s = Float32Array.from(values).sort();
+  const n = s.length;
+  const virtual = (q / 100) * (n - 1);
+  const lo = Math.floor(virtual), hi = Math.min(lo + 1, n - 1);
+  const t = virtual - lo;
+  const diff = f32(s[hi] - s[lo]);
+  return t >= 0.5 ? f32(s[hi] - f32(diff * f32(1 - t))) : f32(s[lo] + f32(diff * f32(t)));
+}
+
+// np.median of float32 values (the mean of the two middle ones in float32).
+function median32(values) {
+  const s = Float32Array.from(values).sort();
+  const n = s.length, m = n >> 1;
+  return n % 2 ? s[m] : f32(f32(s[m - 1] + s[m]) / 2);
+}
+
+// The typical darkness of a mark's ink: the median over its inked pixels.
+export function inkDarkness(v) {
+  const inked = [];
+  const level = f32(0.2);
+  for (const x of v.data) if (x > level) inked.push(x);
+  return inked.length ? median32(inked) : 0.0;
+}
+
+// v[y0:y1, x0:x1] as a new {h, w, data}.
+function sub(v, y0, y1, x0, x1) {
+  const h = y1 - y0, w = x1 - x0;
+  const data = new Float32Array(h * w);
+  for (let r = 0; r < h; r++) data.set(v.data.subarray((y0 + r) * v.w + x0, (y0 + r) * v.w + x1), r * w);
+  return { h, w, data };
+}
+
+// The ways to read a blob: as it is, and for a blob much taller than its line without the end of
+// its tail. Each is [ink, x offset, y offset], trimmed to its ink.
+export function variants(v, line) {
+  const out = [];
+  const cuts = [v.h];
+  if (v.h > 1.4 * line.height) cuts.push(int(round(1.2 * line.height)));
+  for (const rows of cuts) {
+    const top = sub(v, 0, Math.min(rows, v.h), 0, v.w);
+    const box = trim(top);
+    if (box !== null) {
+      const [y0, y1, x0, x1] = box;
+      out.push([sub(top, y0, y1, x0, x1), x0, y0]);
+    }
+  }
+  return out;
+}
+
+// Background pixels enclosed by ink (a Uint8Array over ink's h x w; ink a Uint8Array 0/1).
+export function holes(ink, h, w) {
+  const outside = new Uint8Array(h * w);          // background reachable from the border (4-conn.)
+  const stack = [];
+  const visit = (i) => { if (!ink[i] && !outside[i]) { outside[i] = 1; stack.push(i); } };
+  for (let c = 0; c < w; c++) { visit(c); visit((h - 1) * w + c); }
+  for (let r = 0; r < h; r++) { visit(r * w); visit(r * w + w - 1); }
+  while (stack.length) {
+    const i = stack.pop(), r = (i / w) | 0, c = i % w;
+    if (r > 0) visit(i - w);
+    if (r < h - 1) visit(i + w);
+    if (c > 0) visit(i - 1);
+    if (c < w - 1) visit(i + 1);
+  }
+  const out = new Uint8Array(h * w);
+  for (let i = 0; i < h * w; i++) out[i] = !ink[i] && !outside[i] ? 1 : 0;
+  return out;
+}
+
+// CPython's set of small non-negative ints, for its iteration order (hash(i) = i; linear probes,
+// then perturbed jumps; resized to 4x used when 3/5 full): `sorted(set, key)` breaks ties by it.
+class IntSet {
+  constructor() {
+    this.table = new Array(8).fill(null);
+    this.fill = 0;
+  }
+
+  add(key) {
+    const mask = this.table.length - 1;
+    let i = key & mask, perturb = key;
+    for (;;) {
+      const probes = i + 9 <= mask ? 9 : 0;
+      for (let j = i; j <= i + probes; j++) {
+        if (this.table[j] === null) {
+          this.table[j] = key;
+          this.fill++;
+          if (this.fill * 5 >= mask * 3) this.resize(this.fill * 4);
+          return;
+        }
+        if (this.table[j] === key) return;
+      }
+      perturb = Math.floor(perturb / 32);
+      i = (i * 5 + 1 + perturb) & mask;
+    }
+  }
+
+  resize(minused) {
+    let size = 8;
+    while (size <= minused) size *= 2;
+    const old = this.table;
+    this.table = new Array(size).fill(null);
+    const mask = size - 1;
+    for (const key of old) {
+      if (key === null) continue;
+      let i = key & mask, perturb = key;
+      for (;;) {
+        if (this.table[i] === null) { this.table[i] = key; break; }
+        let placed = false;
+        if (i + 9 <= mask) {
+          for (let j = i + 1; j <= i + 9; j++) if (this.table[j] === null) { this.table[j] = key; placed = true; break; }
+        }
+        if (placed) break;
+        perturb = Math.floor(perturb / 32);
+        i = (i * 5 + 1 + perturb) & mask;
+      }
+    }
+  }
+
+  values() {
+    return this.table.filter((k) => k !== null);
+  }
+}
+
+// Candidate x positions to cut a blob of touching digits (see cut_columns in digits.py).
+export function cutColumns(v, height, most) {
+  const { h, w } = v;
+  const level = f32(0.3);
+  const ink = new Uint8Array(h * w);
+  for (let i = 0; i < h * w; i++) ink[i] = v.data[i] > level ? 1 : 0;
+  const count = new Float64Array(w), top = new Float64Array(w), bottom = new Float64Array(w);
+  for (let c = 0; c < w; c++) {
+    let n = 0, first = -1, last = -1;
+    for (let r = 0; r < h; r++) {
+      if (ink[r * w + c]) {
+        n++;
+        if (first < 0) first = r;
+        last = r;
+      }
+    }
+    count[c] = n;
+    top[c] = n > 0 ? first : h;
+    bottom[c] = n > 0 ? last : -1;
+  }
+  const hole = holes(ink, h, w);
+  const throughHole = new Uint8Array(w);
+  for (let i = 0; i < h * w; i++) if (hole[i]) throughHole[i % w] = 1;
+  const margin = Math.max(2, int(0.15 * height));
+  const cands = new IntSet();
+  const k = 1 / 3;
+  for (const signal of [count, top.map((t) => -t), bottom]) {
+    // np.convolve(signal, ones(3) / 3, mode="same"), inside (the ends are never looked at)
+    const s = (c) => (signal[c - 1] * k + signal[c] * k) + signal[c + 1] * k;
+    for (let c = margin; c < w - margin; c++) {
+      const sc = s(c);
+      if (sc <= s(c - 1) && sc <= s(c + 1) && !throughHole[c]) cands.add(c);
+    }
+  }
+  const chosen = [];
+  for (const c of sorted(cands.values(), (c) => count[c])) {
+    if (chosen.every((o) => Math.abs(c - o) >= margin)) chosen.push(c);
+    if (chosen.length === most) break;
+  }
+  return chosen.sort((a, b) => a - b);
+}
+
+// Bounding rows/cols of the ink in v: [y0, y1, x0, x1] or null.
+export function trim(v) {
+  const level = f32(0.05);
+  let y0 = Infinity, y1 = -1, x0 = Infinity, x1 = -1;
+  for (let r = 0; r < v.h; r++) {
+    for (let c = 0; c < v.w; c++) {
+      if (v.data[r * v.w + c] > level) {
+        if (r < y0) y0 = r;
+        y1 = r;
+        if (c < x0) x0 = c;
+        if (c > x1) x1 = c;
+      }
+    }
+  }
+  return y1 < 0 ? null : [y0, y1 + 1, x0, x1 + 1];
+}
+
+// Areas of the 8-connected components of a 0/1 Uint8Array (h x w).
+function componentAreas(ink, h, w) {
+  const seen = new Uint8Array(h * w), areas = [];
+  for (let start = 0; start < h * w; start++) {
+    if (!ink[start] || seen[start]) continue;
+    let area = 0;
+    const stack = [start];
+    seen[start] = 1;
+    while (stack.length) {
+      const i = stack.pop(), r = (i / w) | 0, c = i % w;
+      area++;
+      for (let dr = -1; dr <= 1; dr++) {
+        for (let dc = -1; dc <= 1; dc++) {
+          const rr = r + dr, cc = c + dc;
+          if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
+          const j = rr * w + cc;
+          if (ink[j] && !seen[j]) { seen[j] = 1; stack.push(j); }
+        }
+      }
+    }
+    areas.push(area);
+  }
+  return areas;
+}
+
+// Negative log-prior of some ink being one digit (see shape_cost in digits.py).
+export function shapeCost(v, line, width, piece = false) {
+  const { h, w } = v;
+  let cost = 2.5 * Math.max(0.0, w / width - 1.6);
+  if (Math.max(w, h) < 0.35 * line.height) cost += 2.0;
+  if (piece) {
+    const level = f32(0.3);
+    const ink = new Uint8Array(h * w);
+    let total = 0;
+    for (let i = 0; i < h * w; i++) if (v.data[i] > level) { ink[i] = 1; total++; }
+    const big = componentAreas(ink, h, w).filter((a) => a >= Math.max(4, 0.02 * total)).length;
+    cost += 1.0 * Math.max(0, big - 1);
+  }
+  return cost;
+}
+
+// normalize_digit(v, ink="white") of a {h, w, data}.
+function normalized(v, opt) {
+  const m = new cv.Mat(v.h, v.w, cv.CV_32FC1);
+  try {
+    m.data32F.set(v.data);
+    return normalizeDigit(cv, m, "white", opt.match_stroke);
+  } finally {
+    m.delete();
+  }
+}
+
+function stack(crops) {
+  const out = new Float32Array(crops.length * 784);
+  crops.forEach((c, i) => out.set(c, i * 784));
+  return out;
+}
+
+const maxOf = (values) => values.reduce((m, v) => (v > m ? v : m), -Infinity);
+
+// Raised when a page's marks would take more crops to classify than its budget allows.
+export class TooManyCrops extends Error {
+  constructor() {
+    super("too many crops to classify: noise");
+    this.name = "TooManyCrops";
+  }
+}
+
+// How many more crops a page may classify (page.NOISE): `take(n)` before n are classified.
+export class CropBudget {
+  constructor(crops) {
+    this.left = crops;
+  }
+
+  take(n) {
+    if (n > this.left) throw new TooManyCrops();
+    this.left -= n;
+  }
+}
+
+// Classify every blob in one batch; cut wide ones where the classifier reads the pieces best.
+// The crops (blobs and their variants, then the pieces) are taken from `budget` (a CropBudget)
+// before they are classified: TooManyCrops past it.
+export async function classifyBlobs(lines, ink, geom, recognizer, opt, budget = null) {
+  const items = [];
+  lines.forEach((ln, i) => { for (const b of ln.blobs) items.push([i, b]); });
+  if (!items.length) return [];
+  // typical width of a digit (ignoring 1s): the yardstick for "too wide to be one digit"
+  const widths = items.filter(([i, b]) => b.w > 0.35 * Math.min(b.h, 2 * lines[i].height)).map(([, b]) => b.w);
+  const width = widths.length ? median(widths) : geom.height * 0.6;
+  // every blob (and its tail-less variant) classified in one batch; the likelier reading wins
+  const options = [], crops = [];
+  items.forEach(([i, b], k) => {
+    for (const [v, dx, dy] of variants(blobInk(ink, b), lines[i])) {
+      options.push([k, v, b.x0 + dx, b.y0 + dy]);
+      crops.push(normalized(v, opt));
+    }
+  });
+  if (!crops.length) return [];
+  if (budget !== null) budget.take(crops.length);
+  const C = recognizer.labels.length;
+  const all = await recognizer.predict(stack(crops));
+  const probs = crops.map((_, j) => all.slice(j * C, (j + 1) * C));
+  const digit = digitColumns(recognizer.labels);
+  const best = new Map(), bestScore = new Map();
+  options.forEach(([k, v], j) => {
+    const logp = f32(Math.log(f32(maxOf(asDigit(probs[j], digit)) + f32(1e-6))));
+    const score = f32(logp - f32(shapeCost(v, lines[items[k][0]], width)));
+    if (!best.has(k) || score > bestScore.get(k)) {
+      best.set(k, j);
+      bestScore.set(k, score);
+    }
+  });
+  const reads = [];
+  const pieces = [], plans = [];
+  items.forEach(([i, b], k) => {
+    if (!best.has(k)) {
+      reads.push([]);
+      return;
+    }
+    const j = best.get(k);
+    const [, v, x0, y0] = options[j];
+    const ln = lines[i];
+    const { h, w } = v;
+    const whole = new Read(x0, y0, x0 + w, y0 + h, probs[j], crops[j], i, false, b.cell, inkDarkness(v));
+    whole.odd = (b.touches_edge || b.clutter > 0.005 || Math.max(w, h) < 0.45 * ln.height
+                 || w > 1.6 * Math.max(h, ln.height));
+    reads.push([whole]);
+    // wide blobs may be touching digits (a confident read of a moderately wide one is kept)
+    if (!opt.split || w < 1.15 * width || (w < 1.6 * width && maxOf(asDigit(whole.probs, digit)) > f32(0.9))) return;
+    const most = Math.min(12, int(1.5 * w / width) + 1);
+    const xs = [0, ...cutColumns(v, ln.height, most), w];
+    const segs = new Map();
+    for (let s = 0; s < xs.length; s++) {
+      for (let e = s + 1; e < xs.length; e++) {
+        if ((s === 0 && e === xs.length - 1) || xs[e] - xs[s] > 1.7 * width) continue;
+        const box = trim(sub(v, 0, h, xs[s], xs[e]));
+        if (box !== null) {
+          const [py0, py1, px0, px1] = box;
+          segs.set(`${s},${e}`, pieces.length);
+          pieces.push([k, x0 + xs[s] + px0, y0 + py0, x0 + xs[s] + px1, y0 + py1,
+            sub(v, py0, py1, xs[s] + px0, xs[s] + px1)]);
+        }
+      }
+    }
+    if (segs.size) plans.push([k, xs, segs]);
+  });
+  if (budget !== null) budget.take(pieces.length);
+  if (pieces.length) {
+    const pcrops = pieces.map((p) => normalized(p[5], opt));
+    const pall = await recognizer.predict(stack(pcrops));
+    const pprobs = pcrops.map((_, j) => pall.slice(j * C, (j + 1) * C));
+    const pdigit = pprobs.map((p) => asDigit(p, digit));
+    for (const [k, xs, segs] of plans) {
+      const i = items[k][0], whole = reads[k][0];
+      const path = bestPath(xs.length, segs, pieces, pdigit, lines[i], width, bestScore.get(k));
+      if (path) {
+        reads[k] = path.map((j) => new Read(...pieces[j].slice(1, 5), pprobs[j], pcrops[j], i, false, whole.cell,
+                                            inkDarkness(pieces[j][5])));
+      }
+    }
+  }
+  return reads.flat();
+}
+
+// Pieces (indices) of the best cut through n cut positions, or null if the whole blob wins.
+// segs: a Map "s,e" -> piece index; probs: each piece's as_digit row.
+export function bestPath(n, segs, pieces, probs, line, width, wholeScore) {
+  const score = new Float64Array(n).fill(-Infinity);
+  const back = new Array(n).fill(null);
+  score[0] = 0.0;
+  for (let e = 1; e < n; e++) {
+    for (let s = 0; s < e; s++) {
+      const k = segs.get(`${s},${e}`);
+      if (k === undefined || score[s] === -Infinity) continue;
+      const logp = f32(Math.log(f32(maxOf(probs[k]) + f32(1e-6))));
+      const val = score[s] + logp - SPLIT_COST - shapeCost(pieces[k][5], line, width, true);
+      if (val > score[e]) {
+        score[e] = val;
+        back[e] = [s, k];
+      }
+    }
+  }
+  if (score[n - 1] <= f32(wholeScore - f32(SPLIT_COST))) return null;
+  const path = [];
+  let e = n - 1;
+  while (e > 0) {
+    const [s, k] = back[e];
+    path.push(k);
+    e = s;
+  }
+  return path.reverse();
+}
+
+// The index of the likeliest digit label (an 11-class model's "none" left out).
+export function bestDigit(probs, labels) {
+  const digit = digitColumns(labels);
+  let best = -1;
+  for (let c = 0; c < digit.length; c++) if (digit[c] && (best < 0 || probs[c] > probs[best])) best = c;
+  return best;
+}
+
+// [digits, line strings, [[read, kind], ...]]: what is not a digit set aside, each line sorted
+// left to right, lines renumbered (see finish_lines in digits.py).
+export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
+  const digit = digitColumns(labels);
+  const allDigits = digit.every(Boolean);
+  const none = (r) => sum32(pick(r.probs, digit, false));    // r.probs[~digit].sum()
+  const top = (r) => maxOf(pick(r.probs, digit));            // r.probs[digit].max()
+  const share = sureNoneShare(reads, digit);
+  const clean = share < CLEAN_PAGE;              // nothing but writing: see `CLEAN_PAGE`
+  if (share < PRINTED_PAGE) noneThreshold = Math.max(noneThreshold, CLEAN_NONE);
+  let keep = [], rejected = [];
+  for (const r of reads) {
+    if (opt.keep_all) keep.push(r);
+    else if (!allDigits && none(r) > f32(noneThreshold)) rejected.push([r, "none"]);
+    else if ((r.odd || !(allDigits || clean)) && top(r) < f32(opt.reject)) rejected.push([r, "doubtful"]);
+    else keep.push(r);
+  }
+  if (!(allDigits || opt.keep_all)) {             // a model that knows "none": doubtful pieces of words
+    const sure = keep.filter((r) => top(r) > f32(0.9));
+    const letters = rejected.filter(([r, kind]) => kind === "none" && none(r) > f32(SURE_NONE)).map(([r]) => r);
+    const inNumber = rejected.filter(([r, kind]) => kind === "none" && touches(r, sure)
+      && (clean || (none(r) < f32(IN_NUMBER) && !touches(r, letters)))).map(([r]) => r);
+    keep = keep.concat(inNumber);
+    rejected = rejected.filter(([r]) => !inNumber.includes(r));
+    const nones = rejected.filter(([, kind]) => kind === "none").map(([r]) => r);
+    // a digit in a chain of letters, between two, or beside one and doubtful, is a letter
+    const words = clean ? new Set() : wordy(keep, nones);
+    const inWord = keep.filter((r) => !clean && (words.has(r) || touches(r, nones) === 2
+                                                 || (top(r) < f32(IN_WORD) && touches(r, nones))));
+    const printed = printedLike(keep, nones, digit);
+    keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
+    rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
+  }
+  const byLine = new Map();
+  for (const r of keep) {
+    if (!byLine.has(r.line)) byLine.set(r.line, []);
+    byLine.get(r.line).push(r);
+  }
+  const ordered = [], texts = [];
+  [...byLine.keys()].sort((a, b) => a - b).forEach((i, n) => {
+    const ln = sorted(byLine.get(i), (r) => (r.x0 + r.x1) / 2);
+    for (const r of ln) r.line = n;
+    ordered.push(...ln);
+    texts.push(ln.map((r) => labels[bestDigit(r.probs, labels)]).join(""));
+  });
+  numberCells(ordered);
+  return [ordered, texts, rejected];
+}
+
+const SURE_NONE = T["SURE_NONE"];  // "none" above this is surely not a digit (print, a letter, a sign)
+const SURE_NONE_BAND = T["SURE_NONE_BAND"];  // the page's share of such marks counts those this close in part
+const PRINTED_PAGE = T["PRINTED_PAGE"];  // a page where this share of the marks is surely "none" holds print or words
+const CLEAN_NONE = T["CLEAN_NONE"];  // elsewhere a mark is "none" only above this probability
+const CLEAN_PAGE = T["CLEAN_PAGE"];  // under this share a sheet holds nothing but writing
+const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
+const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
+const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
+
+// The share of a page's marks that the classifier surely calls "none"; a mark within
+// SURE_NONE_BAND of SURE_NONE counts in part (linearly, half at SURE_NONE).
+export function sureNoneShare(reads, digit) {
+  if (digit.every(Boolean) || !reads.length) return 1.0;
+  const parts = reads.map((r) => {
+    const none = sum32(pick(r.probs, digit, false));
+    return Math.min(Math.max((none - SURE_NONE) / (2 * SURE_NONE_BAND) + 0.5, 0.0), 1.0);
+  });
+  return pairwiseSum(parts) / parts.length;        // np.mean
+}
+
+// Kept digits in a word: a chain of marks side by side holding more "none" marks than digits.
+export function wordy(keep, nones) {
+  const marks = sorted(keep.concat(nones), (r) => [r.line, r.x0]);
+  const kept = new Set(keep);
+  const out = new Set();
+  let chain = [];
+  for (const r of [...marks, null]) {
+    if (chain.length && r !== null && touches(r, [chain[chain.length - 1]])) {
+      chain.push(r);
+      continue;
+    }
+    const digits = chain.filter((m) => kept.has(m));
+    if (chain.length - digits.length > digits.length) for (const d of digits) out.add(d);
+    chain = [r];
+  }
+  return out;
+}
+
+// On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line.
+export function touches(r, others) {
+  const h = r.y1 - r.y0;
+  const sides = new Set();
+  for (const o of others) {
+    if (o.line !== r.line || Math.min(r.y1, o.y1) - Math.max(r.y0, o.y0) < 0.3 * h) continue;
+    const gap = Math.max(o.x0 - r.x1, r.x0 - o.x1);
+    if (-0.5 * h < gap && gap < 0.34 * h) sides.add(o.x0 + o.x1 < r.x0 + r.x1);
+  }
+  return sides.size;
+}
+
+// Kept digits set in the page's print (see printed_like in digits.py).
+export function printedLike(keep, nones, digit) {
+  const sure = nones.filter((r) => sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE));
+  if (sure.length < 3 || !keep.length) return [];
+  const styleH = median(sure.map((r) => r.y1 - r.y0));
+  const styleD = median(sure.map((r) => r.darkness));
+  const alike = sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12);
+  if (alike.length < Math.max(3, sure.length / 3)) return [];     // no shared height: handwritten signs
+  const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
+  return keep.filter((r) => printLines.has(r.line) && Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12
+                     && Math.abs(r.darkness - styleD) < 0.12);
+}
+
+// Each read's cell (the rules around it) replaced by [row, column] indices (column may be null).
+export function numberCells(reads) {
+  const cmp = (a, b) => a[0] - b[0] || a[1] - b[1];
+  const unique = (pairs) => {
+    const seen = new Map();
+    for (const p of pairs) seen.set(key(p), p);
+    return [...seen.values()].sort(cmp).map(key);
+  };
+  const bands = unique(reads.filter((r) => r.cell && r.cell[0]).map((r) => r.cell[0]));
+  const cells = reads.map((r) => r.cell);            // the rules, before any is replaced
+  reads.forEach((r, n) => {
+    const cell = cells[n];
+    if (!(cell && cell[0])) {
+      r.cell = null;
+      return;
+    }
+    const columns = unique(cells.filter((c) => c && c[0] && key(c[0]) === key(cell[0]) && c[1]).map((c) => c[1]));
+    const column = cell[1] ? columns.indexOf(key(cell[1])) : -1;
+    r.cell = [bands.indexOf(key(cell[0])), column >= 0 ? column : null];
+  });
+}
+
+// [[x0, y0, x1, y1]] boxes (input pixels, clipped to the image) of page boxes mapped by toInput.
+function mapBoxes(image, boxes, toInput) {
+  const corners = toInput(boxes.flatMap((r) => [[r.x0, r.y0], [r.x1, r.y0], [r.x1, r.y1], [r.x0, r.y1]]));
+  const h = image.rows, w = image.cols;
+  return boxes.map((_, n) => {
+    const c = corners.slice(4 * n, 4 * n + 4);
+    const xs = c.map((p) => p[0]), ys = c.map((p) => p[1]);
+    const x0 = Math.trunc(Math.min(Math.max(Math.floor(Math.min(...xs)), 0), w - 1));
+    const y0 = Math.trunc(Math.min(Math.max(Math.floor(Math.min(...ys)), 0), h - 1));
+    const x1 = Math.trunc(Math.min(Math.max(Math.ceil(Math.max(...xs)), x0 + 1), w));
+    const y1 = Math.trunc(Math.min(Math.max(Math.ceil(Math.max(...ys)), y0 + 1), h));
+    return [x0, y0, x1 - x0, y1 - y0];
+  });
+}
+
+// Digits with their boxes mapped back to the input image's pixels (and their crops28).
+export function toDigits(image, reads, toInput, labels, opt) {
+  if (!reads.length) return [];
+  const boxes = mapBoxes(image, reads, toInput);
+  return reads.map((r, n) => {
+    const k = bestDigit(r.probs, labels);
+    const prob = r.probs[k];
+    return new Digit(boxes[n], r.line, labels[k], prob, prob < opt.low_confidence, r.crop28, null, r.cell);
+  });
+}
+
+// Marks (boxes in the input image's pixels) of what was set aside: [[read or blob, kind], ...].
+export function toMarks(image, rejected, toInput) {
+  if (!rejected.length) return [];
+  const boxes = mapBoxes(image, rejected.map(([r]) => r), toInput);
+  return rejected.map(([, kind], n) => new Mark(boxes[n], kind));
+}

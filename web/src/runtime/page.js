@@ -1,0 +1,490 @@
+// Read every handwritten digit on a photo of paper: page -> ink -> components -> digits -> lines.
+// The port of runtime/page.py, function by function, in the same order (see its module doc for
+// the stages: prepare, page, measure, ink, lines, classify). `annotate` is not ported: the web
+// app draws its boxes on a canvas.
+//
+//   const result = await readPage(cv, imageMat, recognizer);   // RGBA, BGR or gray cv.Mat
+//   result.lines      // ["1247673", "8952481"]
+//   result.digits[0]  // {box: [x, y, w, h], line, label, probability, low_confidence, input28}
+//
+// The result is PageResult.as_dict() of Python (the same keys and rounding) plus `timings` (ms),
+// `page` (the sheet's corners in input pixels, or null), `noise` (always present) and each
+// digit's `input28` (Float32Array 784: what the model saw). Homographies are 3x3 row-major arrays
+// of 9 numbers (float64, as numpy's); point lists are [[x, y], ...] (float32 values where
+// Python's are float32). Every Mat made while reading is deleted before readPage returns.
+
+import { cv, useCv } from "./cv.js";
+import { CropBudget, TooManyCrops, classifyBlobs, finishLines, groupLines, toDigits, toMarks } from "./digits.js";
+import { brightRegion, downscale, findBlobs as inkBlobs } from "./ink.js";
+import { findGrid, orderCorners, quadrilateral, rectangleLike, rotation, writingAngle } from "./rules.js";
+import { TUNING } from "./tuning.js";
+import { argmax, clip, diag3, int, inv3, matmul3, median, mod, round, roundTo } from "./np.js";
+
+const DEFAULT = TUNING["page"]["options"];
+const f32 = Math.fround;
+
+// Tuning knobs of readPage, with Python's names (see page.Options): every option's default.
+export const OPTIONS = Object.freeze({ ...DEFAULT });
+
+// What readPage found, shaped as PageResult.as_dict() (see the module comment).
+export class PageResult {
+  constructor(digits, lines, timings, page = null, rejected = [], turn = 0.0, noise = false) {
+    Object.assign(this, { digits, lines, timings, page, rejected, turn, noise });
+  }
+
+  // {lines, digits, rejected, turn, noise, timings, page}: as_dict's keys and rounding, plus
+  // the timings, the page and each digit's input28.
+  asDict() {
+    const digits = this.digits.map((d) => {
+      const entry = { box: d.box.map((v) => int(v)), line: d.line, label: d.label,
+                      probability: roundTo(d.prob, 4), low_confidence: d.low_confidence };
+      if (d.cell !== null && d.cell !== undefined) [entry.row, entry.column] = d.cell;
+      entry.input28 = d.crop28;
+      return entry;
+    });
+    return { lines: this.lines, digits, turn: this.turn,
+             rejected: this.rejected.map((m) => ({ box: m.box.map((v) => int(v)), kind: m.kind })),
+             noise: this.noise, timings: this.timings, page: this.page };
+  }
+}
+
+// --- the pipeline --------------------------------------------------------------------------------
+
+class Clock {
+  constructor() {
+    this.t0 = this.t = performance.now();
+    this.timings = {};
+  }
+
+  lap(name) {
+    const now = performance.now();
+    this.timings[name] = roundTo(now - this.t, 3);
+    this.t = now;
+  }
+
+  total() {
+    this.timings.total = roundTo(performance.now() - this.t0, 3);
+    return this.timings;
+  }
+}
+
+// A view with more candidate marks, or a page with more crops to classify, than these is noise
+// (see NOISE in page.py). Counted per MP of the photo as read (after max_side).
+const NOISE = TUNING["page"]["NOISE"];
+
+// How many crops reading the page may classify (NOISE), for a photo of `mp` megapixels.
+export function cropBudget(mp) {
+  return int(NOISE["crops"] + NOISE["crops_per_mp"] * mp);
+}
+
+// Thrown by findBlobs on a view that holds too many marks to be writing.
+class Noise extends Error {}
+
+// Mats, Inks and Rules made while reading a page, deleted together at the end.
+class Owned {
+  constructor() { this.items = []; }
+  add(x) { if (x) this.items.push(x); return x; }
+  free() {
+    for (const x of this.items) {
+      if (typeof x.isDeleted === "function" ? !x.isDeleted() : true) x.delete();
+    }
+    this.items = [];
+  }
+}
+
+// ink.findBlobs, bounded: a view with more marks than NOISE allows throws Noise. Its Ink and
+// Rules go to `owned`.
+export function findBlobs(page, height, mp, owned) {
+  const found = inkBlobs(page, height);
+  owned.add(found[1]);
+  owned.add(found[3]);
+  if (found[0].length > NOISE["blobs"] + NOISE["blobs_per_mp"] * mp) throw new Noise();
+  return found;
+}
+
+// All the digits on a photo of paper (a cv.Mat, RGBA, BGR or gray uint8, the caller's), in reading
+// order: see read_page. A photo that holds too many marks to be writing comes back with no
+// digits and `noise` set. Returns the result's dict (PageResult.asDict()).
+export async function readPage(cvInstance, image, recognizer, options = {}) {
+  if (cvInstance) useCv(cvInstance);
+  const t0 = performance.now();
+  const unknown = Object.keys(options).filter((k) => !(k in DEFAULT));
+  if (unknown.length) {
+    throw new Error(`unknown read_page option in [${unknown.sort().join(", ")}]; known: ${Object.keys(DEFAULT).join(", ")}`);
+  }
+  const opt = { ...DEFAULT, ...options };
+  const shape = [image.rows, image.cols];
+  const mp = (shape[0] * shape[1]) / 1e6 * Math.min(1.0, opt.max_side / Math.max(Math.max(...shape), 1)) ** 2;
+  const owned = new Owned();
+  try {
+    return (await read(image, recognizer, opt, mp, owned)).asDict();
+  } catch (e) {
+    if (!(e instanceof Noise || e instanceof TooManyCrops)) throw e;
+    return new PageResult([], [], { total: roundTo(performance.now() - t0, 3) }, null, [], 0.0, true).asDict();
+  } finally {
+    owned.free();
+  }
+}
+
+async function read(image, recognizer, opt, mp, owned) {
+  const clock = new Clock();
+  const [gray, scale] = toGray(image, opt.max_side);
+  owned.add(gray);
+  clock.lap("prepare");
+
+  const corners = opt.page && Math.min(gray.rows, gray.cols) >= 32 ? findPage(gray) : null;
+  clock.lap("page");
+
+  let digits = [], texts = [], marks = [], turn = 0.0;
+  if (Math.min(gray.rows, gray.cols) >= 8) {
+    const measured = measure(gray, corners, opt, mp, owned);
+    const [probe, height, , doubtful, grid, seen] = measured;
+    turn = measured[2];
+    clock.lap("measure");
+    if (height) {
+      let zoom = probe * clip(opt.digit_height / height, 0.05, 3.0);
+      zoom = Math.min(zoom, Math.max(1.0, opt.max_side / Math.max(gray.rows, gray.cols)));   // small print
+      zoom = Math.min(zoom, Math.max(1.5, Math.sqrt(1e6 / (gray.rows * gray.cols))));       // a small photo
+      if (0.8 <= zoom / probe && zoom / probe <= 1.25) zoom = probe;   // the probe's scale is close enough
+      let page, toGrayPx, blobs, ink, geom, rules, dropped;
+      const ruleHeight = opt.rules ? opt.digit_height : 0.0;
+      if (zoom === probe && !turn && grid === null && seen) {            // what the probe saw will do
+        [page, toGrayPx, [blobs, ink, geom, rules, dropped]] = seen;
+      } else {
+        [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
+        owned.add(page);
+        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned);
+      }
+      clock.lap("ink");
+      let lines = groupLines(blobs, geom, opt.line_gap, rules);
+      clock.lap("lines");
+      const most = cropBudget(mp);
+      const budget = new CropBudget(most);
+      let reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
+      const first = most - budget.left;           // compare turns on what leaves room for a second pass
+      const quarter = doubtful ? await bestQuarter(reads, recognizer, Math.floor((budget.left - first) / 4)) : 0;
+      if (quarter) {                              // the writing runs another way: turn it
+        turn = mod(turn + 90 * quarter + 180, 360) - 180;
+        [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
+        owned.add(page);
+        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned);
+        lines = groupLines(blobs, geom, opt.line_gap, rules);
+        reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
+      }
+      let rejected;
+      [reads, texts, rejected] = finishLines(reads, recognizer.labels, opt, recognizer.none_threshold);
+      const fscale = f32(scale);
+      const toInput = (points) =>                  // page pixels -> input image pixels
+        perspectiveTransform(points, toGrayPx).map(([x, y]) => [f32(x / fscale), f32(y / fscale)]);
+      digits = toDigits(image, reads, toInput, recognizer.labels, opt);
+      marks = toMarks(image, rejected.concat(dropped.filter(([, kind]) => kind !== "speck")), toInput);
+      clock.lap("classify");
+    }
+  }
+  const fscale = f32(scale);
+  const pageCorners = corners ? corners.map(([x, y]) => [f32(x / fscale), f32(y / fscale)]) : null;
+  return new PageResult(digits, texts, clock.total(), pageCorners, marks, roundTo(turn, 1));
+}
+
+// [probe zoom, digit height at that zoom (0: no writing), turn in degrees, doubtful, a ruled
+// grid's corners in gray's pixels or null, the probe's [page, toGrayPx, found] to be used again
+// or null]: see page.measure.
+export function measure(gray, corners, opt, mp, owned) {
+  let probe = Math.min(1.0, 600 / Math.max(gray.rows, gray.cols));
+  let [page, toGrayPx] = pageView(gray, corners, probe);
+  owned.add(page);
+  let [blobs, ink, geom, rules, dropped] = findBlobs(page, probeRules(page, opt), mp, owned);
+  if (probe < 1 && (!blobs.length || geom.height < 8)) {     // too small to measure: look closer
+    probe = 1.0;
+    [page, toGrayPx] = pageView(gray, corners, probe);
+    owned.add(page);
+    [blobs, ink, geom, rules, dropped] = findBlobs(page, probeRules(page, opt), mp, owned);
+  }
+  if (!blobs.length || geom.height < 6 * probe) return [probe, 0.0, 0.0, false, null, null];   // specks
+  let turn = 0.0, doubtful = false, grid = null;
+  if (opt.deskew) {
+    const inkMask = owned.add(new cv.Mat(page.rows, page.cols, cv.CV_8UC1));
+    const L = ink.labels.data32S, D = inkMask.data;
+    for (let i = 0; i < L.length; i++) D[i] = L[i] > 0 ? 1 : 0;
+    if (rules.mask) {                           // the rules taken out are the best guide
+      cv.bitwise_or(inkMask, rules.mask, inkMask);
+      grid = findGrid(rules, [page.rows, page.cols]);
+    }
+    [turn, doubtful] = writingAngle(blobs, inkMask, geom.height, corners !== null);
+    if (grid !== null) {                        // squared by its own rules
+      grid = perspectiveTransform(grid, toGrayPx);
+      turn = 0.0;
+    }
+    if (Math.abs(turn) < 1.0) turn = 0.0;       // not worth a resampling
+  }
+  // a page without rules, seen at the right scale, needs no second look
+  const seen = rules.truthy() ? null : [page, toGrayPx, [blobs, ink, geom, rules, dropped]];
+  return [probe, geom.height, turn, doubtful, grid, seen];
+}
+
+// The digit height to find rules with before the writing is measured: see page.probe_rules.
+export function probeRules(page, opt) {
+  const side = Math.max(page.rows, page.cols);
+  return opt.rules && side >= 300 ? side / 40 : 0.0;
+}
+
+// crop28 (784 floats, row-major) turned k quarter turns counter-clockwise, as np.rot90.
+function rot90(crop, k, out, at) {
+  const n = 28;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let v;
+      if (k === 0) v = crop[i * n + j];
+      else if (k === 1) v = crop[j * n + (n - 1 - i)];
+      else if (k === 2) v = crop[(n - 1 - i) * n + (n - 1 - j)];
+      else v = crop[(n - 1 - j) * n + i];
+      out[at + i * n + j] = v;
+    }
+  }
+}
+
+// How many quarter turns (0-3, counter-clockwise) make the page's marks read best: see
+// page.best_quarter. Of more than `most` marks, an evenly spaced sample of at most `most`.
+export async function bestQuarter(reads, recognizer, most = null) {
+  if (reads.length < 2 || (most !== null && most < 2)) return 0;
+  if (most !== null && reads.length > most) {
+    const step = Math.ceil(reads.length / most);
+    reads = reads.filter((_, i) => i % step === 0);
+  }
+  const digits = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
+  const c = recognizer.labels.length;
+  const counts = [];
+  for (let k = 0; k < 4; k++) {
+    const crops = new Float32Array(reads.length * 784);
+    reads.forEach((r, i) => rot90(r.crop28, k, crops, i * 784));
+    const probs = await recognizer.predict(crops);
+    let count = 0;
+    for (let i = 0; i < reads.length; i++) {
+      let best = -Infinity;
+      for (let j = 0; j < c; j++) if (digits[j]) best = Math.max(best, probs[i * c + j]);
+      if (best > 0.9) count++;
+    }
+    counts.push(count);
+  }
+  const k = argmax(counts);
+  return counts[k] > 1.3 * counts[0] + 2 ? k : 0;
+}
+
+// --- input --------------------------------------------------------------------------------------
+
+// [gray uint8 Mat (new), scale]: greyscale, downscaled if the long side > maxSide (see to_gray).
+// Four channels are RGBA (the browser's ImageData; cv2's BGRA2GRAY on BGRA weighs them alike).
+export function toGray(image, maxSide) {
+  if (!image || typeof image.type !== "function") throw new Error("readPage takes a cv.Mat image");
+  if (image.depth() !== cv.CV_8U) throw new Error(`readPage takes a uint8 image, got cv type ${image.type()}`);
+  if (image.rows < 1 || image.cols < 1) throw new Error(`readPage takes an HxW or HxWx3 image, got shape [${image.rows}, ${image.cols}]`);
+  const channels = image.channels();
+  const code = { 1: null, 3: cv.COLOR_BGR2GRAY, 4: cv.COLOR_RGBA2GRAY }[channels];
+  if (code === undefined) throw new Error(`readPage takes 1, 3 or 4 channels, got ${channels}`);
+  let gray = new cv.Mat();
+  if (code === null) image.copyTo(gray);
+  else cv.cvtColor(image, gray, code);
+  const h = gray.rows, w = gray.cols;
+  const scale = Math.min(1.0, maxSide / Math.max(h, w));
+  if (scale < 1) {
+    const small = downscale(gray, [Math.max(1, round(w * scale)), Math.max(1, round(h * scale))]);
+    gray.delete();
+    gray = small;
+  }
+  return [gray, scale];
+}
+
+// --- page ---------------------------------------------------------------------------------------
+
+// cv2.contourArea of float32 corners (OpenCV's own sum, in double).
+function contourArea(points) {
+  let a = 0;
+  let [px, py] = points[points.length - 1];
+  for (const [x, y] of points) {
+    a += px * y - py * x;
+    [px, py] = [x, y];
+  }
+  return Math.abs(a * 0.5);
+}
+
+// Corners ([[x, y]] x 4, gray's pixels, float32) of a bright sheet clearly lit above a darker
+// desk, else null: see page.find_page.
+export function findPage(gray) {
+  const found = brightRegion(gray);
+  if (found === null) return null;
+  const mats = [];
+  try {
+    if (found.contour === null) return null;
+    const { t, s, contour } = found;
+    const quad = quadrilateral(contour);
+    if (quad === null || !rectangleLike(quad) || onBorder(quad, [t.rows, t.cols])) return null;
+    const area = contourArea(quad);
+    const share = area / (t.rows * t.cols);
+    if (!(0.04 <= share && share <= 0.9) || cv.contourArea(contour, false) < 0.85 * area) return null;
+    const inside = cv.Mat.zeros(t.rows, t.cols, cv.CV_8UC1);
+    mats.push(inside);
+    const poly = cv.matFromArray(4, 1, cv.CV_32SC2, quad.flatMap(([x, y]) => [round(x), round(y)]));
+    mats.push(poly);
+    const polys = new cv.MatVector();
+    polys.push_back(poly);
+    cv.fillPoly(inside, polys, new cv.Scalar(255));
+    polys.delete();
+    const outside = new cv.Mat();
+    mats.push(outside);
+    cv.threshold(inside, outside, 0, 255, cv.THRESH_BINARY_INV);
+    if (cv.mean(t, outside)[0] > 0.5 * cv.mean(t, inside)[0]) return null;
+    const fs = f32(s);
+    return orderCorners(quad).map(([x, y]) => [f32(x / fs), f32(y / fs)]);
+  } finally {
+    for (const m of mats) m.delete();
+    found.delete();
+  }
+}
+
+// Whether two corners lie on the photo's border (the sheet runs out of the picture).
+export function onBorder(quad, shape, margin = 0.015) {
+  const [h, w] = shape;
+  const m = margin * Math.max(h, w);
+  return quad.filter(([x, y]) => x <= m || y <= m || x >= w - 1 - m || y >= h - 1 - m).length >= 2;
+}
+
+// cv2.perspectiveTransform of float32 points [[x, y]] by a 3x3 (9 numbers): float32 results.
+export function perspectiveTransform(points, m) {
+  return points.map(([x, y]) => {
+    x = f32(x);
+    y = f32(y);
+    let w = x * m[6] + y * m[7] + m[8];
+    if (Math.abs(w) <= 1.1920928955078125e-7) return [0, 0];   // FLT_EPSILON
+    w = 1 / w;
+    return [f32((x * m[0] + y * m[1] + m[2]) * w), f32((x * m[3] + y * m[4] + m[5]) * w)];
+  });
+}
+
+// cv2.getPerspectiveTransform of two float32 quads: a 3x3 (9 numbers, float64).
+function getPerspectiveTransform(src, dst) {
+  const a = cv.matFromArray(4, 1, cv.CV_32FC2, src.flat().map(f32));
+  const b = cv.matFromArray(4, 1, cv.CV_32FC2, dst.flat().map(f32));
+  let m = null;
+  try {
+    m = cv.getPerspectiveTransform(a, b);
+    return Array.from(m.data64F);
+  } finally {
+    a.delete();
+    b.delete();
+    if (m) m.delete();
+  }
+}
+
+// The median of every `step`-th pixel of every `step`-th row of a uint8 Mat (np.median(a[::s, ::s])).
+function medianEvery(mat, step) {
+  const values = [];
+  const D = mat.data, cols = mat.cols;
+  for (let y = 0; y < mat.rows; y += step) for (let x = 0; x < cols; x += step) values.push(D[y * cols + x]);
+  return median(values);
+}
+
+// [page (a new Mat), homography page px -> gray px]: the page at `zoom`, flattened or squared by
+// its grid, turned by `turn` degrees: see page.page_view.
+export function pageView(gray, corners, zoom, turn = 0.0, grid = null) {
+  const [page, toGray] = grid !== null ? gridView(gray, grid, zoom) : flatView(gray, corners, zoom);
+  if (!turn) return [page, toGray];
+  const [m, size] = rotation([page.rows, page.cols], turn);
+  const paper = medianEvery(page, 4);          // corners outside the photo are blank paper
+  const turned = new cv.Mat();
+  const affine = cv.matFromArray(2, 3, cv.CV_64F, m.flat());
+  try {
+    cv.warpAffine(page, turned, affine, new cv.Size(size[0], size[1]), cv.INTER_LINEAR, cv.BORDER_CONSTANT,
+                  new cv.Scalar(paper));
+  } finally {
+    affine.delete();
+    page.delete();
+  }
+  return [turned, matmul3(toGray, inv3([...m[0], ...m[1], 0, 0, 1]))];
+}
+
+// np.linalg.norm(b - a) of two points, in float32 (`wide`: float64), as numpy computes it.
+function distance(a, b, wide) {
+  const f = wide ? (x) => x : f32;
+  const dx = f(b[0] - a[0]), dy = f(b[1] - a[1]);
+  return f(Math.sqrt(f(f(dx * dx) + f(dy * dy))));
+}
+
+// The photo warped so that `grid` (4 corners in gray's pixels) is a rectangle at `zoom`, kept to
+// `margin` of the grid's size around it: see page.grid_view.
+export function gridView(gray, grid, zoom, margin = 0.6) {
+  const h = gray.rows, w = gray.cols;
+  if (zoom < 0.75) {                 // shrink first (anti-aliased), then warp
+    const small = downscale(gray, [Math.max(1, round(w * zoom)), Math.max(1, round(h * zoom))]);
+    try {
+      const sx = w / small.cols, sy = h / small.rows;
+      const [page, toSmall] = gridView(small, grid.map(([x, y]) => [x / sx, y / sy]), 1.0, margin);
+      return [page, matmul3(diag3(sx, sy), toSmall)];
+    } finally {
+      small.delete();
+    }
+  }
+  const q = grid.map(([x, y]) => [f32(x), f32(y)]);
+  const [tl, tr, br, bl] = q;
+  const width = f32(f32(zoom * f32(distance(tl, tr) + distance(bl, br))) / 2);
+  const height = f32(f32(zoom * f32(distance(tl, bl) + distance(tr, br))) / 2);
+  const square = [[0, 0], [width, 0], [width, height], [0, height]];
+  let toPage = getPerspectiveTransform(q, square);
+  const photo = perspectiveTransform([[0, 0], [w, 0], [w, h], [0, h]], toPage);
+  const xs = photo.map((p) => p[0]), ys = photo.map((p) => p[1]);
+  const x0 = Math.max(Math.min(...xs), f32(-margin * width)), y0 = Math.max(Math.min(...ys), f32(-margin * height));
+  const x1 = Math.min(Math.max(...xs), f32((1 + margin) * width)), y1 = Math.min(Math.max(...ys), f32((1 + margin) * height));
+  toPage = matmul3([1, 0, -x0, 0, 1, -y0, 0, 0, 1], toPage);
+  const paper = medianEvery(gray, 8);
+  const page = new cv.Mat();
+  const M = cv.matFromArray(3, 3, cv.CV_64F, toPage);
+  try {
+    cv.warpPerspective(gray, page, M, new cv.Size(Math.max(1, int(f32(x1 - x0))), Math.max(1, int(f32(y1 - y0)))),
+                       cv.INTER_LINEAR, cv.BORDER_CONSTANT, new cv.Scalar(paper));
+  } finally {
+    M.delete();
+  }
+  return [page, inv3(toPage)];
+}
+
+// page_view before turning: [page (a new Mat), homography page px -> gray px]. `wide`: the
+// corners are float64 (Python divides its float32 corners by a float64 shrink).
+export function flatView(gray, corners, zoom, wide = false) {
+  const h = gray.rows, w = gray.cols;
+  if (corners === null) {
+    const size = [Math.max(1, round(w * zoom)), Math.max(1, round(h * zoom))];
+    if (size[0] === w && size[1] === h) return [gray.clone(), diag3(1, 1)];
+    let page;
+    if (zoom < 1) {
+      page = downscale(gray, size);
+    } else {
+      page = new cv.Mat();
+      cv.resize(gray, page, new cv.Size(size[0], size[1]), 0, 0, cv.INTER_CUBIC);
+    }
+    return [page, diag3(w / size[0], h / size[1])];
+  }
+  if (zoom < 0.75) {                 // shrink first (anti-aliased), then warp
+    const small = downscale(gray, [Math.max(1, round(w * zoom)), Math.max(1, round(h * zoom))]);
+    try {
+      const sx = w / small.cols, sy = h / small.rows;
+      const [page, toSmall] = flatView(small, corners.map(([x, y]) => [x / sx, y / sy]), 1.0, true);
+      return [page, matmul3(diag3(sx, sy), toSmall)];
+    } finally {
+      small.delete();
+    }
+  }
+  const f = wide ? (x) => x : f32;
+  const [tl, tr, br, bl] = corners;
+  const width = Math.max(1, round(f(f(zoom * f(distance(tl, tr, wide) + distance(bl, br, wide))) / 2)));
+  const height = Math.max(1, round(f(f(zoom * f(distance(tl, bl, wide) + distance(tr, br, wide))) / 2)));
+  const dst = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]];
+  const toPage = getPerspectiveTransform(corners, dst);
+  const page = new cv.Mat();
+  const M = cv.matFromArray(3, 3, cv.CV_64F, toPage);
+  try {
+    cv.warpPerspective(gray, page, M, new cv.Size(width, height), cv.INTER_LINEAR, cv.BORDER_REPLICATE,
+                       new cv.Scalar());
+  } finally {
+    M.delete();
+  }
+  return [page, inv3(toPage)];
+}

@@ -38,7 +38,61 @@ def downscale(image: np.ndarray, size: tuple) -> np.ndarray:
     if sx > 0.1 or sy > 0.1:
         image = cv2.GaussianBlur(image, (0, 0), max(sx, 0.1), sigmaY=max(sy, 0.1),
                                  borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return resize_linear(image, size)
+
+
+def linear_taps(n: int, size: int):
+    """OpenCV's INTER_LINEAR taps from n samples to `size`: (first, second, their weights in
+    1/2048), computed as OpenCV computes them (float32 positions, edges clamped)."""
+    f = ((np.arange(size) + 0.5) * (1.0 / (size / n)) - 0.5).astype(np.float32)
+    first = np.floor(f)
+    f -= first
+    first = first.astype(np.int64)
+    f[(first < 0) | (first >= n - 1)] = 0
+    first = np.clip(first, 0, n - 1)
+    return first, np.minimum(first + 1, n - 1), np.rint((1 - f) * np.float32(2048)).astype(np.int32), \
+        np.rint(f * np.float32(2048)).astype(np.int32)
+
+
+def resize_linear(image: np.ndarray, size: tuple) -> np.ndarray:
+    """cv2.resize(image, size, INTER_LINEAR) for a 2-D uint8 image, in integers, the same on every
+    machine: OpenCV's own rounds differently on arm64 (grey levels one off in one pixel in six),
+    and a page must read the same everywhere (see `divide_light`). The same fixed-point taps and
+    rounding as OpenCV's x86 code (a few pixels in 10,000 differ from it, on the first and last row)."""
+    x0, x1, a0, a1 = linear_taps(image.shape[1], size[0])
+    y0, y1, b0, b1 = linear_taps(image.shape[0], size[1])
+    rows = (image[:, x0].astype(np.int32) * a0 + image[:, x1].astype(np.int32) * a1) >> 4   # x 128
+    out, second = rows[y0], rows[y1]
+    out *= b0[:, None]
+    out >>= 16
+    second *= b1[:, None]
+    second >>= 16
+    out += second
+    out += 2
+    out >>= 2
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+
+
+def resize_area(image: np.ndarray, size: tuple) -> np.ndarray:
+    """cv2.resize(image, size, INTER_AREA) for a 2-D uint8 image shrunk by any factor, the same on
+    every machine (OpenCV's fractional INTER_AREA rounds differently on arm64; see `divide_light`):
+    each output pixel the exact mean of the area it covers, rounded half to even. Whole pixels are
+    summed in integers, the pixels cut at an edge added in float64 in a fixed order. Whole factors
+    go to OpenCV (its integer block means, the same everywhere)."""
+    if image.shape[1] % size[0] == 0 and image.shape[0] % size[1] == 0:
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    out = image
+    for axis, n in ((0, size[1]), (1, size[0])):
+        m = out.shape[axis]
+        if m == n:
+            continue
+        k = np.arange(n + 1) * m                         # output j covers [k[j] / n, k[j + 1] / n)
+        whole, part = k // n, (k % n) / n
+        pad = np.concatenate([out, np.zeros_like(np.take(out, [0], axis))], axis)
+        sums = np.add.reduceat(pad, whole[:-1], axis, dtype=np.int64 if out.dtype == np.uint8 else np.float64)
+        cut = np.expand_dims(part, 1 - axis) * np.take(pad, whole, axis)     # the share of each cut pixel
+        out = (sums + np.take(cut, np.arange(1, n + 1), axis)) - np.take(cut, np.arange(n), axis)
+    return np.rint(out * (size[0] * size[1] / image.size)).astype(np.uint8)
 
 
 def block_mean(image: np.ndarray, d: int) -> np.ndarray:
@@ -78,8 +132,17 @@ def flatten_light(gray: np.ndarray, window: float):
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
     paper = cv2.blur(paper, (k, k))
-    full = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR) if d > 1 else paper
-    return cv2.divide(gray, np.maximum(full, 1), scale=255), paper, d
+    full = resize_linear(paper, (w, h)) if d > 1 else paper
+    return divide_light(gray, np.maximum(full, 1)), paper, d
+
+
+def divide_light(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """round(255 * gray / paper) (halves to even), at most 255, in uint8: cv2.divide(gray, paper,
+    scale=255) computed exactly. OpenCV's own divide rounds differently on arm64 (its own SIMD
+    code and fused multiply-adds; the browser's OpenCV.js may too), and a grey level one off moves
+    the ink threshold: a page must read the same on every machine. 255 * gray is exact in float64
+    and one division is correctly rounded everywhere, never onto a half unless the quotient is one."""
+    return np.minimum(np.rint(gray * 255.0 / paper), 255).astype(np.uint8)
 
 
 def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
@@ -192,7 +255,7 @@ def bright_region(gray: np.ndarray, kernel: int = cv2.MORPH_ELLIPSE):
     is as bright but not smooth); `kernel`: the shape that closes and opens the region."""
     h, w = gray.shape
     s = min(1.0, 320 / max(h, w))
-    thumb = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    thumb = resize_area(gray, (max(1, round(w * s)), max(1, round(h * s))))
     if min(thumb.shape) < 16:
         return None
     t = thumb.astype(np.float32)

@@ -267,17 +267,29 @@ def shape_cost(v: np.ndarray, line: Line, width: float, piece: bool = False) -> 
 
 
 class TooManyCrops(Exception):
-    """Raised by `classify_blobs` when a page's marks would take more crops than it may classify."""
+    """Raised when a page's marks would take more crops to classify than its budget allows."""
 
 
-def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, most_crops=None) -> list:
+class CropBudget:
+    """How many more crops a page may classify (`page.NOISE`): `take(n)` before n are classified."""
+
+    def __init__(self, crops: int):
+        self.left = crops
+
+    def take(self, n: int) -> None:
+        if n > self.left:
+            raise TooManyCrops
+        self.left -= n
+
+
+def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budget=None) -> list:
     """Classify every blob in one batch; cut wide ones where the classifier reads the pieces best.
 
     A wide blob gets candidate cuts (`cut_columns`); every piece between two cuts is classified
     (one more batch), and dynamic programming picks the cut maximising
     sum(log p(piece)) - shape costs - SPLIT_COST per piece; the blob stays whole if that wins.
-    More than `most_crops` crops (blobs and their variants, then with the pieces) raise
-    TooManyCrops before they are classified (the bound on a page's time: see `page.NOISE`).
+    The crops (blobs and their variants, then the pieces) are taken from `budget` (a CropBudget)
+    before they are classified: TooManyCrops past it (the bound on a page's time, `page.NOISE`).
     """
     items = [(i, b) for i, ln in enumerate(lines) for b in ln.blobs]
     if not items:
@@ -293,8 +305,8 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, most_
             crops.append(normalize_digit(v, ink="white", match_stroke=opt.match_stroke))
     if not crops:
         return []
-    if most_crops is not None and len(crops) > most_crops:
-        raise TooManyCrops
+    if budget is not None:
+        budget.take(len(crops))
     probs = recognizer.predict(np.stack(crops))
     digit = digit_columns(recognizer.labels)
     best, best_score = {}, {}
@@ -334,8 +346,8 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, most_
                                    v[py0:py1, xs[s] + px0:xs[s] + px1]))
         if segs:
             plans.append((k, xs, segs))
-    if most_crops is not None and len(crops) + len(pieces) > most_crops:
-        raise TooManyCrops
+    if budget is not None:
+        budget.take(len(pieces))
     if pieces:
         pcrops = [normalize_digit(p[5], ink="white", match_stroke=opt.match_stroke) for p in pieces]
         pprobs = recognizer.predict(np.stack(pcrops))

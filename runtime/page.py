@@ -47,7 +47,7 @@ import numpy as np
 from edgedigits.errors import EdgeDigitsError
 
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
-from .digits import TooManyCrops, classify_blobs, finish_lines, group_lines, to_digits, to_marks
+from .digits import CropBudget, TooManyCrops, classify_blobs, finish_lines, group_lines, to_digits, to_marks
 from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 from .tuning import TUNING
@@ -116,16 +116,15 @@ class _Clock:
 # A view with more candidate marks than this is noise, not writing (the densest real page, a
 # census form read at 2.25 MP, has 1232): reading stops there, in bounded time (`edgedigits fuzz`).
 # So is one whose marks take more crops to classify (blobs, tail variants, the pieces of every
-# cut) than `crops` + `crops_per_mp` (the same form takes 2979, its budget is 4875): what it
-# costs to read a page is the crops it classifies, at most three budgets (a pass, the quarter
-# turns compared on a sample, a pass of the turned page).
+# cut; a second pass if the page is turned a quarter) than `crops` + `crops_per_mp` (the same form
+# takes 2979 of its 6000): what it costs to read a page is mostly the crops it classifies.
 # Counted per MP of the photo as read (after `max_side`), not of a view zoomed in on it.
 NOISE = TUNING["page"]["NOISE"]
 _photo_mp = contextvars.ContextVar("photo_mp", default=4.0)
 
 
 def crop_budget() -> int:
-    """How many crops one pass over the page may classify (`NOISE`)."""
+    """How many crops reading the page may classify (`NOISE`)."""
     return int(NOISE["crops"] + NOISE["crops_per_mp"] * _photo_mp.get())
 
 
@@ -189,14 +188,16 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             lines = group_lines(blobs, geom, opt.line_gap, rules)
             clock.lap("lines")
             most = crop_budget()
-            reads = classify_blobs(lines, ink, geom, recognizer, opt, most)
-            quarter = best_quarter(reads, recognizer, most // 4) if doubtful else 0
+            budget = CropBudget(most)
+            reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
+            first = most - budget.left            # compare turns on what leaves room for a second pass
+            quarter = best_quarter(reads, recognizer, (budget.left - first) // 4) if doubtful else 0
             if quarter:                                  # the writing runs another way: turn it
                 turn = ((turn + 90 * quarter + 180) % 360) - 180
                 page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
                 blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
                 lines = group_lines(blobs, geom, opt.line_gap, rules)
-                reads = classify_blobs(lines, ink, geom, recognizer, opt, most)
+                reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
             reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
 
             def to_input(points):        # page pixels -> input image pixels
@@ -254,9 +255,9 @@ def best_quarter(reads: list, recognizer, most=None) -> int:
     they are and turned by 90, 180 and 270 degrees (the MNIST normalisation commutes with quarter
     turns). Turning must win clearly; ties stay as they are. Of more than `most` marks, an
     evenly spaced sample of at most `most` is compared (bounded time)."""
-    if len(reads) < 2:
+    if len(reads) < 2 or (most is not None and most < 2):
         return 0
-    if most and len(reads) > most:
+    if most is not None and len(reads) > most:
         reads = reads[::-(-len(reads) // most)]
     crops = np.stack([r.crop28 for r in reads])
     digits = np.array([label.isdigit() for label in recognizer.labels])

@@ -225,9 +225,9 @@ class Counting:
 def test_a_noisy_drawing_is_noise_within_its_crop_budget(rec, monkeypatch):
     """Found by `edgedigits fuzz --seed 0` (images:5867): a 0.46 MP noisy drawing took 1.3 s of CPU
     (its bound: 1 s) classifying 15,800 crops: its 1,100 marks cut every way (5,000 crops a pass),
-    then the four quarter turns of 1,300 reads and a second pass of the page turned. A pass may
-    classify at most `page.crop_budget()` crops (1,500 + 1,500 per MP; the densest real page takes
-    2,979 of its 4,875), the quarter turns are compared on a quarter of that: the drawing is noise."""
+    then the four quarter turns of 1,300 reads and a second pass of the page turned. Reading a page
+    may classify at most `page.crop_budget()` crops (1,500 + 2,000 per MP; the densest real page
+    takes 2,979 of its 6,000): the drawing is noise."""
     from edgedigits.runtime import fuzz, page
 
     _, _, image = fuzz.image_case(fuzz.case_rng(0, "images", 5867))
@@ -254,9 +254,9 @@ def test_a_noisy_drawing_is_noise_within_its_crop_budget(rec, monkeypatch):
 
 
 def test_the_crop_budget_bounds_every_pass(paper_dir, rec, monkeypatch):
-    """A real page whose budget is set below what it takes is noise, and no pass classified more
-    than the budget (checked before the blobs and again before the pieces are classified); with
-    the real budget the same page is read."""
+    """A real page whose budget is set below what it takes is noise, and no more than the budget
+    was classified (taken before the blobs and again before the pieces are classified); with the
+    real budget the same page is read."""
     from edgedigits.runtime import page
 
     image = load_image(paper_dir / "hypjudy_A4_3.png")         # 65 marks: 67 crops, then 40 pieces
@@ -282,6 +282,43 @@ def test_quarter_turns_are_compared_on_a_sample_of_many_marks(mnist, rec):
     assert best_quarter(reads, everything) == 3 and everything.calls == [600] * 4
     assert best_quarter(reads, sampled, most=100) == 3 and sampled.calls == [100] * 4
     assert best_quarter(reads[:90], Counting(rec), most=100) == 3       # fewer than `most`: all of them
+    nothing = Counting(rec)
+    assert best_quarter(reads, nothing, most=1) == 0 and nothing.calls == []   # no room: as it is
+
+
+def test_a_page_turned_a_quarter_is_read_within_its_budget(mnist, rec, monkeypatch):
+    """A synthetic page photographed sideways is turned upright (the quarter turns compared, a
+    second pass) within its crop budget; with room for the first pass only, the turns are not
+    compared (that would leave no room for a second pass) and the page is read as it lies."""
+    synthpages = pytest.importorskip("edgedigits.train.synthpages")
+    from edgedigits.runtime import page
+    from edgedigits.runtime.evaluate import score
+
+    image, truth, _ = synthpages.make_page(4, mnist[2], mnist[3], "plain", tilt=0.0)
+    sideways = np.ascontiguousarray(np.rot90(image))
+    lefts, classify = [], page.classify_blobs
+
+    def spy(lines, ink, geom, recognizer, opt, budget):
+        reads = classify(lines, ink, geom, recognizer, opt, budget)
+        lefts.append(budget.left)                        # what the page's budget has left
+        return reads
+
+    monkeypatch.setattr(page, "classify_blobs", spy)
+    counting = Counting(rec)
+    result = read_page(sideways, counting)
+    assert result.turn == -90 and score(result.lines, truth)["digit_accuracy"] >= 0.9, result.lines
+    h, w = sideways.shape[:2]
+    most = int(page.NOISE["crops"] + page.NOISE["crops_per_mp"] * h * w / 1e6)
+    first = most - lefts[0]                          # the crops of the first pass, then of both
+    passes = most - lefts[1]
+    assert len(lefts) == 2 and lefts[1] >= 0, lefts
+    assert 0 < sum(counting.calls) - passes <= lefts[0] - first     # the turns compared: what was left
+
+    monkeypatch.setitem(page.NOISE, "crops", first + 7)
+    monkeypatch.setitem(page.NOISE, "crops_per_mp", 0)
+    counting = Counting(rec)
+    result = read_page(sideways, counting)
+    assert not result.noise and abs(result.turn) < 45 and sum(counting.calls) == first, counting.calls
 
 
 # --- 3 and 4: model files checked before and after a native reader sees them ---------------------

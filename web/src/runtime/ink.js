@@ -28,8 +28,8 @@ class Scratch {
 export function downscale(image, size) {
   const h = image.rows, w = image.cols;
   let fx = w / size[0], fy = h / size[1];
-  const out = new cv.Mat();
   if (Number.isInteger(fx) && Number.isInteger(fy)) {
+    const out = new cv.Mat();
     cv.resize(image, out, new cv.Size(size[0], size[1]), 0, 0, cv.INTER_AREA);
     return out;
   }
@@ -48,11 +48,102 @@ export function downscale(image, size) {
       cv.GaussianBlur(src, blurred, new cv.Size(0, 0), Math.max(sx, 0.1), Math.max(sy, 0.1), cv.BORDER_REPLICATE);
       src = blurred;
     }
-    cv.resize(src, out, new cv.Size(size[0], size[1]), 0, 0, cv.INTER_LINEAR);
-    return out;
+    return resizeLinear(src, size);
   } finally {
     tmp.free();
   }
+}
+
+// OpenCV's INTER_LINEAR taps from n samples to `size`: [first, second, their weights in 1/2048]
+// (Int32Arrays), computed as ink.linear_taps (float32 positions, edges clamped).
+export function linearTaps(n, size) {
+  const first = new Int32Array(size), second = new Int32Array(size);
+  const a = new Int32Array(size), b = new Int32Array(size);
+  const step = 1.0 / (size / n);
+  for (let j = 0; j < size; j++) {
+    let f = Math.fround((j + 0.5) * step - 0.5);
+    const fl = Math.floor(f);
+    f = Math.fround(f - fl);
+    if (fl < 0 || fl >= n - 1) f = 0;
+    first[j] = Math.min(Math.max(fl, 0), n - 1);
+    second[j] = Math.min(first[j] + 1, n - 1);
+    a[j] = round(Math.fround(Math.fround(1 - f) * 2048));
+    b[j] = round(Math.fround(f * 2048));
+  }
+  return [first, second, a, b];
+}
+
+// cv2.resize(image, size, INTER_LINEAR) of a uint8 Mat in integers, as ink.resize_linear (a new Mat).
+export function resizeLinear(image, size) {
+  const [x0, x1, a0, a1] = linearTaps(image.cols, size[0]);
+  const [y0, y1, b0, b1] = linearTaps(image.rows, size[1]);
+  const cols = image.cols, W = size[0];
+  const src = image.data;
+  const rows = new Map();                       // source row -> its horizontally interpolated values (x 128)
+  const row = (y) => {
+    let r = rows.get(y);
+    if (!r) {
+      r = new Int32Array(W);
+      const base = y * cols;
+      for (let x = 0; x < W; x++) r[x] = (src[base + x0[x]] * a0[x] + src[base + x1[x]] * a1[x]) >> 4;
+      rows.set(y, r);
+    }
+    return r;
+  };
+  const out = new cv.Mat(size[1], W, cv.CV_8UC1);
+  const O = out.data;
+  for (let j = 0; j < size[1]; j++) {
+    const r0 = row(y0[j]), r1 = row(y1[j]), w0 = b0[j], w1 = b1[j];
+    if (j > 0 && y0[j - 1] !== y0[j] && y0[j - 1] !== y1[j]) rows.delete(y0[j - 1]);
+    for (let x = 0, at = j * W; x < W; x++, at++) {
+      const v = (((r0[x] * w0) >> 16) + ((r1[x] * w1) >> 16) + 2) >> 2;
+      O[at] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return out;
+}
+
+// cv2.resize(image, size, INTER_AREA) of a uint8 Mat shrunk by any factor, as ink.resize_area: each
+// output pixel the exact mean of the area it covers, rounded half to even (a new Mat). Whole
+// factors go to OpenCV (its integer block means).
+export function resizeArea(image, size) {
+  const out = new cv.Mat();
+  if (image.cols % size[0] === 0 && image.rows % size[1] === 0) {
+    cv.resize(image, out, new cv.Size(size[0], size[1]), 0, 0, cv.INTER_AREA);
+    return out;
+  }
+  out.delete();
+  let h = image.rows, w = image.cols;
+  let a = Float64Array.from(image.data);
+  // along one axis: m samples -> n, each the sum of what it covers (whole samples, then the cut ones)
+  const shrink = (values, m, n, count, stride, step) => {
+    const res = new Float64Array(n * count);
+    for (let j = 0; j < n; j++) {
+      const k0 = j * m, k1 = (j + 1) * m;
+      const w0 = Math.floor(k0 / n), w1 = Math.floor(k1 / n);
+      const p0 = (k0 % n) / n, p1 = (k1 % n) / n;
+      for (let c = 0; c < count; c++) {
+        const at = (i) => (i < m ? values[i * step + c * stride] : 0);
+        let sum = 0;
+        for (let i = w0; i < w1; i++) sum += at(i);
+        res[j * (step === 1 ? 1 : count) + c * (step === 1 ? n : 1)] = (sum + p1 * at(w1)) - p0 * at(w0);
+      }
+    }
+    return res;
+  };
+  if (h !== size[1]) {              // rows first (axis 0): column c's samples are c + i * w
+    a = shrink(a, h, size[1], w, 1, w);
+    h = size[1];
+  }
+  if (w !== size[0]) {              // then columns (axis 1): row r's samples are r * w + i
+    a = shrink(a, w, size[0], h, w, 1);
+    w = size[0];
+  }
+  const result = new cv.Mat(size[1], size[0], cv.CV_8UC1);
+  const f = (size[0] * size[1]) / (image.rows * image.cols);
+  const O = result.data;
+  for (let i = 0; i < O.length; i++) O[i] = round(a[i] * f);
+  return result;
 }
 
 // `image` shrunk d times: the mean of each d x d block (a new Mat; a copy when d <= 1).
@@ -106,7 +197,7 @@ export function flattenLight(gray, window) {
   const h = gray.rows, w = gray.cols;
   const d = Math.max(1, int(Math.floor(window / 6)));
   const tmp = new Scratch();
-  const paper = new cv.Mat(), flat = new cv.Mat();
+  const paper = new cv.Mat();
   try {
     const small = tmp.add(blockMean(gray, d));
     const k = int(Math.ceil(window / d)) | 1;
@@ -115,23 +206,26 @@ export function flattenLight(gray, window) {
     cv.morphologyEx(small, closed, cv.MORPH_CLOSE, kernel, new cv.Point(-1, -1), 1, cv.BORDER_REPLICATE,
                     cv.morphologyDefaultBorderValue());
     cv.blur(closed, paper, new cv.Size(k, k), new cv.Point(-1, -1), cv.BORDER_DEFAULT);
-    let full = paper;
-    if (d > 1) {
-      full = tmp.mat();
-      cv.resize(paper, full, new cv.Size(w, h), 0, 0, cv.INTER_LINEAR);
-    }
-    const ones = tmp.add(new cv.Mat(h, w, cv.CV_8UC1, new cv.Scalar(1)));
-    const lit = tmp.mat();
-    cv.max(full, ones, lit);                           // np.maximum(full, 1)
-    cv.divide(gray, lit, flat, 255, -1);
-    return [flat, paper, d];
+    const full = d > 1 ? tmp.add(resizeLinear(paper, [w, h])) : paper;
+    return [divideLight(gray, full), paper, d];
   } catch (e) {
     paper.delete();
-    flat.delete();
     throw e;
   } finally {
     tmp.free();
   }
+}
+
+// round(255 * gray / max(paper, 1)) (halves to even), at most 255, as ink.divide_light (a new
+// Mat; the np.maximum(full, 1) of flatten_light is done here).
+export function divideLight(gray, paper) {
+  const out = new cv.Mat(gray.rows, gray.cols, cv.CV_8UC1);
+  const G = gray.data, P = paper.data, O = out.data;
+  for (let i = 0; i < G.length; i++) {
+    const q = round((G[i] * 255.0) / (P[i] || 1));
+    O[i] = q > 255 ? 255 : q;
+  }
+  return out;
 }
 
 // The 256-bin histogram (Float64Array of counts) of a uint8 Mat, over `mask` (a 0/1 Mat) or all.
@@ -311,9 +405,9 @@ export function brightRegion(gray, kernel = cv.MORPH_ELLIPSE) {
   const h = gray.rows, w = gray.cols;
   const s = Math.min(1.0, 320 / Math.max(h, w));
   const tmp = new Scratch();
-  const thumb = tmp.mat();
+  let thumb = null;
   try {
-    cv.resize(gray, thumb, new cv.Size(Math.max(1, round(w * s)), Math.max(1, round(h * s))), 0, 0, cv.INTER_AREA);
+    thumb = tmp.add(resizeArea(gray, [Math.max(1, round(w * s)), Math.max(1, round(h * s))]));
     if (Math.min(thumb.rows, thumb.cols) < 16) return null;
     const t = new cv.Mat();
     thumb.convertTo(t, cv.CV_32F);

@@ -435,14 +435,7 @@ export function gridView(gray, grid, zoom, margin = 0.6) {
   const x1 = Math.min(Math.max(...xs), f32((1 + margin) * width)), y1 = Math.min(Math.max(...ys), f32((1 + margin) * height));
   toPage = matmul3([1, 0, -x0, 0, 1, -y0, 0, 0, 1], toPage);
   const paper = medianEvery(gray, 8);
-  const page = new cv.Mat();
-  const M = cv.matFromArray(3, 3, cv.CV_64F, toPage);
-  try {
-    cv.warpPerspective(gray, page, M, new cv.Size(Math.max(1, int(f32(x1 - x0))), Math.max(1, int(f32(y1 - y0)))),
-                       cv.INTER_LINEAR, cv.BORDER_CONSTANT, new cv.Scalar(paper));
-  } finally {
-    M.delete();
-  }
+  const page = warp(gray, toPage, [Math.max(1, int(f32(x1 - x0))), Math.max(1, int(f32(y1 - y0)))], paper);
   return [page, inv3(toPage)];
 }
 
@@ -478,13 +471,51 @@ export function flatView(gray, corners, zoom, wide = false) {
   const height = Math.max(1, round(f(f(zoom * f(distance(tl, bl, wide) + distance(tr, br, wide))) / 2)));
   const dst = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]];
   const toPage = getPerspectiveTransform(corners, dst);
-  const page = new cv.Mat();
-  const M = cv.matFromArray(3, 3, cv.CV_64F, toPage);
+  return [warp(gray, toPage, [width, height]), inv3(toPage)];
+}
+
+// cv2.warpPerspective(gray, toPage, size, INTER_LINEAR) with the edge replicated, or `border`
+// outside the photo, computed as page.warp does it (the same on every machine): points in
+// float32 from the inverse homography rounded to float32, fixed to 1/32 px, bilinear weights in
+// integers. A new Mat.
+export function warp(gray, toPage, size, border = null) {
+  const m = inv3(toPage).map(f32);                     // page px -> gray px
+  const [W, H] = size;
+  const fw = gray.cols + 3, fh = gray.rows + 3;
+  const framed = new cv.Mat();
+  const out = new cv.Mat(H, W, cv.CV_8UC1);
   try {
-    cv.warpPerspective(gray, page, M, new cv.Size(width, height), cv.INTER_LINEAR, cv.BORDER_REPLICATE,
-                       new cv.Scalar());
+    // a frame of one pixel (the edge or `border`) holds every point outside the photo
+    cv.copyMakeBorder(gray, framed, 1, 2, 1, 2, border === null ? cv.BORDER_REPLICATE : cv.BORDER_CONSTANT,
+                      new cv.Scalar(border === null ? 0 : round(border)));
+    const F = framed.data, O = out.data;
+    const mx = new Float32Array(W * 3);             // m[i][0] * x, per column
+    for (let x = 0; x < W; x++) for (let i = 0; i < 3; i++) mx[3 * x + i] = f32(m[3 * i] * x);
+    const fixed = (a, z) => {
+      let q = f32(a / z);
+      if (Number.isNaN(q)) q = -30000;             // np.fmax(nan, -30000)
+      q = Math.min(Math.max(q, -30000), 30000);
+      return round(f32(q * 32));
+    };
+    for (let y = 0; y < H; y++) {
+      const ay = f32(f32(m[1] * y) + m[2]), by = f32(f32(m[4] * y) + m[5]), zy = f32(f32(m[7] * y) + m[8]);
+      for (let x = 0, at = y * W; x < W; x++, at++) {
+        const z = f32(zy + mx[3 * x + 2]);
+        const X = fixed(f32(ay + mx[3 * x]), z), Y = fixed(f32(by + mx[3 * x + 1]), z);
+        const cx = (X >> 5) + 1, cy = (Y >> 5) + 1;
+        const x0 = cx < 0 ? 0 : cx > fw - 2 ? fw - 2 : cx, y0 = cy < 0 ? 0 : cy > fh - 2 ? fh - 2 : cy;
+        const fx = cx === x0 ? X & 31 : 0, fy = cy === y0 ? Y & 31 : 0;
+        const p = y0 * fw + x0;
+        const r0 = F[p] * (32 - fx) + F[p + 1] * fx;
+        const r1 = F[p + fw] * (32 - fx) + F[p + fw + 1] * fx;
+        O[at] = (r0 * (32 - fy) + r1 * fy + 512) >> 10;
+      }
+    }
+    return out;
+  } catch (e) {
+    out.delete();
+    throw e;
   } finally {
-    M.delete();
+    framed.delete();
   }
-  return [page, inv3(toPage)];
 }

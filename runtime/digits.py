@@ -441,6 +441,7 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
 
 
 SURE_NONE = T["SURE_NONE"]  # "none" above this is surely not a digit (print, a letter, a sign)
+SURE_NONE_BAND = T["SURE_NONE_BAND"]  # the page's share of such marks counts those this close in part
 PRINTED_PAGE = T["PRINTED_PAGE"]  # a page where this share of the marks is surely "none" holds print or words
 CLEAN_NONE = T["CLEAN_NONE"]  # elsewhere a mark is "none" only above this probability
 CLEAN_PAGE = T["CLEAN_PAGE"]  # under this share (one mark in 30) a sheet holds nothing but writing: there
@@ -452,10 +453,15 @@ PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" a
 
 
 def sure_none_share(reads: list, digit: np.ndarray) -> float:
-    """The share of a page's marks that the classifier surely calls "none" (print, words, signs)."""
+    """The share of a page's marks that the classifier surely calls "none" (print, words, signs).
+    A mark within `SURE_NONE_BAND` of `SURE_NONE` counts in part (linearly, half at SURE_NONE):
+    the share then moves a little when a probability does, and a last digit of one mark's
+    probability (another CPU's rounding) cannot switch the whole page's reading (CLEAN_PAGE,
+    PRINTED_PAGE) as a count would."""
     if digit.all() or not reads:
         return 1.0
-    return float(np.mean([r.probs[~digit].sum() > SURE_NONE for r in reads]))
+    none = np.array([r.probs[~digit].sum() for r in reads], dtype=np.float64)
+    return float(np.mean(np.clip((none - SURE_NONE) / (2 * SURE_NONE_BAND) + 0.5, 0.0, 1.0)))
 
 
 def wordy(keep: list, nones: list) -> set:

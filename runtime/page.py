@@ -145,6 +145,10 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     """All the digits on a photo of paper (BGR or gray uint8), in reading order. See the module doc.
     A photo that holds too many marks to be writing comes back with no digits and `noise` set."""
     t0 = time.perf_counter()
+    # Intel's IPP (x86 only) replaces some of OpenCV's filters and resizes and rounds unlike
+    # OpenCV's own code, which arm64 and the browser's OpenCV.js run: off, so that a page reads the
+    # same on every machine (docs/raspberry-pi.md). The switch holds for the calling thread only.
+    cv2.ipp.setUseIPP(False)
     shape, side = np.shape(image)[:2], options.get("max_side", Options.max_side)
     mp = float(np.prod(shape)) / 1e6 * min(1.0, side / max(max(shape, default=1), 1)) ** 2 if len(shape) == 2 else 0.0
     token = _photo_mp.set(mp)
@@ -364,8 +368,7 @@ def grid_view(gray: np.ndarray, grid: np.ndarray, zoom: float, margin: float = 0
     x1, y1 = np.minimum(photo.max(0), [(1 + margin) * width, (1 + margin) * height])
     to_page = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ to_page
     paper = float(np.median(gray[::8, ::8]))
-    page = cv2.warpPerspective(gray, to_page, (max(1, int(x1 - x0)), max(1, int(y1 - y0))),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+    page = warp(gray, to_page, (max(1, int(x1 - x0)), max(1, int(y1 - y0))), border=paper)
     return page, np.linalg.inv(to_page)
 
 
@@ -389,9 +392,45 @@ def flat_view(gray: np.ndarray, corners, zoom: float):
     height = max(1, round(zoom * (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2))
     dst = np.float32([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]])
     to_page = cv2.getPerspectiveTransform(corners.astype(np.float32), dst)
-    page = cv2.warpPerspective(gray, to_page, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+    page = warp(gray, to_page, (width, height))
     return page, np.linalg.inv(to_page)
+
+
+def warp(gray: np.ndarray, to_page: np.ndarray, size: tuple, border: float | None = None) -> np.ndarray:
+    """cv2.warpPerspective(gray, to_page, size, INTER_LINEAR) with the edge replicated, or `border`
+    outside the photo: the same on every machine. OpenCV's own warp (and its remap on arm64)
+    computes points and weights with the platform's SIMD and fused multiply-adds, and the grey
+    levels differ. Here the points are computed in float32 (one rounding per operation) from the
+    inverse homography rounded to float32 (its last bits depend on the machine's LAPACK), fixed
+    to 1/32 px as OpenCV does, and interpolated in integers with OpenCV's bilinear weights."""
+    m = np.linalg.inv(to_page).astype(np.float32)                           # page px -> gray px
+    x, y = np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)
+    z = np.add.outer(m[2, 1] * y + m[2, 2], m[2, 0] * x)
+    fixed = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in (0, 1):
+            a = np.add.outer(m[i, 1] * y + m[i, 2], m[i, 0] * x)
+            np.divide(a, z, out=a)              # far outside (or 0/0): the border, alike everywhere
+            np.fmin(np.fmax(a, -30000, out=a), 30000, out=a)
+            a *= 32
+            fixed.append(np.rint(a, out=a).astype(np.int32))
+    # a frame (the edge or `border`; 1 px before, 2 after) holds every point outside the photo
+    framed = cv2.copyMakeBorder(gray, 1, 2, 1, 2, cv2.BORDER_REPLICATE if border is None else cv2.BORDER_CONSTANT,
+                                value=0 if border is None else round(border)).ravel()
+    h, w = gray.shape[0] + 3, gray.shape[1] + 3
+    (x0, fx), (y0, fy) = [(np.clip((f >> 5) + 1, 0, n - 2), (f & 31).astype(np.uint16))
+                          for f, n in zip(fixed, (w, h))]
+    fx[(fixed[0] >> 5) + 1 != x0] = 0           # clipped to the frame: its pixels alone
+    fy[(fixed[1] >> 5) + 1 != y0] = 0
+    at = y0 * w + x0
+    rows = []
+    for r in (0, w):                               # OpenCV's bilinear weights (1/32 steps), in integers
+        left, right = framed.take(at + r).astype(np.uint16), framed.take(at + r + 1).astype(np.uint16)
+        rows.append(left * (32 - fx) + right * fx)
+    out = rows[0].astype(np.int32) * (32 - fy) + rows[1].astype(np.int32) * fy
+    out += 512
+    out >>= 10
+    return out.astype(np.uint8)
 
 
 # --- drawing ------------------------------------------------------------------------------------

@@ -64,3 +64,12 @@ def test_grid_cells_are_numbered_left_to_right(hard_dir, rec):
     for row in rows.values():
         row.sort(key=lambda d: d.box[0])
         assert [d.cell[1] for d in row] == list(range(len(row))), [(d.label, d.cell) for d in row]
+
+
+def test_rule_runs_equal_opencvs_opening(node_modules):
+    """rules.js finds rule pixels by run lengths (OpenCV.js's long openings cost O(length) a pixel
+    in wasm): on random masks, with odd and even lengths and runs cut by the border, it must give
+    OpenCV's own dilate + MORPH_OPEN + and, pixel for pixel."""
+    done = subprocess.run(["node", str(WEB / "tools" / "check_runs.mjs")], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert done.returncode == 0 and " equals OpenCV's opening on " in done.stdout, done.stdout + done.stderr

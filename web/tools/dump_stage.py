@@ -10,6 +10,7 @@ The reference reader is the parity one: the int8 ONNX model on onnxruntime.
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ class Dumper:
     def __init__(self, folder: Path):
         self.folder = folder
         self.counts = {}
+        self.ms = 0.0
 
     def name(self, stage):
         n = self.counts.get(stage, 0)
@@ -66,6 +68,7 @@ class Dumper:
     def save(self, name, data, **arrays):
         for key, a in arrays.items():
             np.save(self.folder / f"{name}.{key}.npy", np.ascontiguousarray(a))
+        data["ms"] = self.ms
         (self.folder / f"{name}.json").write_text(json.dumps(data))
 
 
@@ -78,7 +81,9 @@ def wrap(dumper):
     find_rules, find_boxes, writing_angle, find_grid, group_lines, classify_blobs, finish_lines = ORIGINAL
 
     def rules_(mask, height):
+        t0 = time.perf_counter()
         clean, rules = find_rules(mask, height)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         name = dumper.name("find_rules")
         arrays = {"mask": mask, "clean": clean}
         if rules.mask is not None:
@@ -87,20 +92,26 @@ def wrap(dumper):
         return clean, rules
 
     def boxes_(mask, height):
+        t0 = time.perf_counter()
         out, boxes = find_boxes(mask, height)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         dumper.save(dumper.name("find_boxes"), {"height": float(height), "boxes": [list(b) for b in boxes]},
                     mask=mask, out=out)
         return out, boxes
 
     def angle_(blobs, mask, height, flattened=False):
+        t0 = time.perf_counter()
         skew, doubtful = writing_angle(blobs, mask, height, flattened)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         dumper.save(dumper.name("writing_angle"), {"blobs": [blob_dict(b) for b in blobs], "height": float(height),
                                                    "flattened": bool(flattened), "skew": skew, "doubtful": doubtful},
                     mask=mask)
         return skew, doubtful
 
     def grid_(rules, shape, *a):
+        t0 = time.perf_counter()
         quad = find_grid(rules, shape, *a)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         dumper.save(dumper.name("find_grid"), {"rules": rules_dict(rules), "shape": list(shape[:2]),
                                                "quad": None if quad is None else quad.tolist()})
         return quad
@@ -109,7 +120,9 @@ def wrap(dumper):
 
     def group_(blobs, geom, line_gap, rules=None):
         before = [blob_dict(b) for b in blobs]
+        t0 = time.perf_counter()
         lines = group_lines(blobs, geom, line_gap, rules)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         index = {id(b): k for k, b in enumerate(blobs)}
         out = [{"blobs": [index[id(b)] for b in ln.blobs], "top": ln.top, "height": ln.height,
                 "band": jsonable(ln.band)} for ln in lines]
@@ -122,7 +135,9 @@ def wrap(dumper):
         return lines
 
     def classify_(lines, ink_, geom, recognizer, opt, *budget):
+        t0 = time.perf_counter()
         reads = classify_blobs(lines, ink_, geom, recognizer, opt, *budget)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         name = dumper.name("classify_blobs")
         data = {"lines": [{"blobs": [blob_dict(b) for b in ln.blobs], "top": ln.top, "height": ln.height,
                            "band": jsonable(ln.band)} for ln in lines],
@@ -136,7 +151,9 @@ def wrap(dumper):
     def finish_(reads, labels, opt, none_threshold=0.5):
         before = [read_dict(r) for r in reads]
         index = {id(r): k for k, r in enumerate(reads)}
+        t0 = time.perf_counter()
         ordered, texts, rejected = finish_lines(reads, labels, opt, none_threshold)
+        dumper.ms = (time.perf_counter() - t0) * 1000
         dumper.save(dumper.name("finish_lines"), {
             "reads": before, "labels": list(labels), "none_threshold": none_threshold,
             "keep_all": opt.keep_all, "reject": opt.reject,

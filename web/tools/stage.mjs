@@ -75,10 +75,22 @@ class Blob {                      // ink.py's Blob, for replaying without ink.js
   get h() { return this.y1 - this.y0; }
 }
 
+let jsMs = 0;                     // the port's own time in the current stage call
+const timesJs = {}, timesPy = {};
+
+function timed(f) {
+  const t0 = performance.now();
+  try {
+    return f();
+  } finally {
+    jsMs += performance.now() - t0;
+  }
+}
+
 export const STAGES = {
   find_rules(cv, dir, name, d) {
     const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
-    const [clean, found] = rules.findRules(mask, d.height);
+    const [clean, found] = timed(() => rules.findRules(mask, d.height));
     try {
       const want = npyMat(cv, path.join(dir, `${name}.clean.npy`));
       const diff = matDiff(clean, want);
@@ -94,7 +106,7 @@ export const STAGES = {
   },
   find_boxes(cv, dir, name, d) {
     const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
-    const [out, boxes] = rules.findBoxes(mask, d.height);
+    const [out, boxes] = timed(() => rules.findBoxes(mask, d.height));
     try {
       const want = npyMat(cv, path.join(dir, `${name}.out.npy`));
       const diff = matDiff(out, want);
@@ -109,7 +121,8 @@ export const STAGES = {
   writing_angle(cv, dir, name, d) {
     const mask = npyMat(cv, path.join(dir, `${name}.mask.npy`));
     try {
-      const [skew, doubtful] = rules.writingAngle(d.blobs.map((b) => new Blob(b)), mask, d.height, d.flattened);
+      const blobs = d.blobs.map((b) => new Blob(b));
+      const [skew, doubtful] = timed(() => rules.writingAngle(blobs, mask, d.height, d.flattened));
       return { ok: close(skew, d.skew, 1e-12) && doubtful === d.doubtful, detail: `js ${skew} ${doubtful}, py ${d.skew} ${d.doubtful}` };
     } finally {
       mask.delete();
@@ -117,7 +130,7 @@ export const STAGES = {
   },
   find_grid(cv, dir, name, d) {
     const r = new rules.Rules(ruleObjects(d.rules.horizontal), ruleObjects(d.rules.vertical));
-    const quad = rules.findGrid(r, d.shape);
+    const quad = timed(() => rules.findGrid(r, d.shape));
     return { ok: close(quad, d.quad, 1e-7), detail: `js ${JSON.stringify(quad)}, py ${JSON.stringify(d.quad)}` };
   },
 };
@@ -148,7 +161,8 @@ function readPlain(r) {
 Object.assign(STAGES, {
   group_lines(cv, dir, name, d) {
     const blobs = d.blobs.map((b) => new Blob(b));
-    const found = digits.groupLines(blobs, { height: d.height, stroke: d.stroke, shape: d.shape }, d.line_gap, rulesFrom(d.rules));
+    const rs = rulesFrom(d.rules);
+    const found = timed(() => digits.groupLines(blobs, { height: d.height, stroke: d.stroke, shape: d.shape }, d.line_gap, rs));
     const index = new Map(blobs.map((b, k) => [b, k]));
     const js = found.map((ln) => ({ blobs: ln.blobs.map((b) => index.get(b)), top: ln.top, height: ln.height, band: ln.band }));
     const cells = blobs.map((b) => b.cell);
@@ -162,7 +176,9 @@ Object.assign(STAGES, {
     try {
       const lines = d.lines.map((ln) => new digits.Line(ln.blobs.map((b) => new Blob(b)), ln.top, ln.height, ln.band));
       const ink = { labels, flat, paper: d.paper, darkest: d.darkest };
+      const t0 = performance.now();
       const reads = await digits.classifyBlobs(lines, ink, { height: d.height }, rec, { split: d.split, match_stroke: d.match_stroke });
+      jsMs += performance.now() - t0;
       const crops = loadNpy(path.join(dir, `${name}.crops.npy`)).data;
       let boxes = reads.length === d.reads.length, worstCrop = 0, worstProb = 0, firstBad = -1;
       reads.forEach((r, k) => {
@@ -185,7 +201,7 @@ Object.assign(STAGES, {
   },
   finish_lines(cv, dir, name, d) {
     const reads = d.reads.map((r) => new digits.Read(r.x0, r.y0, r.x1, r.y1, Float32Array.from(r.probs), null, r.line, r.odd, r.cell, r.darkness));
-    const [ordered, texts, rejected] = digits.finishLines(reads, d.labels, { keep_all: d.keep_all, reject: d.reject }, d.none_threshold);
+    const [ordered, texts, rejected] = timed(() => digits.finishLines(reads, d.labels, { keep_all: d.keep_all, reject: d.reject }, d.none_threshold));
     const index = new Map(reads.map((r, k) => [r, k]));
     const js = { ordered: ordered.map((r) => index.get(r)), lines_out: ordered.map((r) => r.line),
       cells_out: ordered.map((r) => r.cell), texts, rejected: rejected.map(([r, kind]) => [index.get(r), kind]) };
@@ -211,12 +227,19 @@ async function main() {
       const stage = name.replace(/_\d+$/, "");
       if (!STAGES[stage] || (wanted.length && !wanted.includes(stage))) continue;
       const d = JSON.parse(fs.readFileSync(path.join(folder, `${name}.json`), "utf8"));
+      jsMs = 0;
       const r = await STAGES[stage](cv, folder, name, d);
+      r.detail += ` [js ${jsMs.toFixed(1)} ms, py ${d.ms?.toFixed(1)} ms]`;
+      timesJs[stage] = (timesJs[stage] || 0) + jsMs;
+      timesPy[stage] = (timesPy[stage] || 0) + (d.ms || 0);
       total++;
       if (!r.ok) bad++;
       console.log(`${r.ok ? "ok  " : "DIFF"} ${photo} ${name}: ${r.detail}`);
       if (!r.ok && r.js) console.log("  js", JSON.stringify(r.js).slice(0, 600), "\n  py", JSON.stringify(r.py).slice(0, 600));
     }
+  }
+  for (const stage of Object.keys(timesJs)) {
+    console.log(`time ${stage}: js ${timesJs[stage].toFixed(0)} ms, py ${timesPy[stage].toFixed(0)} ms`);
   }
   console.log(`${total - bad}/${total} stage calls equal`);
   process.exit(bad ? 1 : 0);

@@ -1,7 +1,7 @@
 """The JS port of runtime/rules.py and runtime/digits.py (web/src/runtime/rules.js, digits.js) run
 in node on the inputs the Python stages were given on real photos, and must give what Python
-gave: the same rules and masks, writing angle and grid, lines, cuts, crops (within 2/255) and
-rejections. web/tools/dump_stage.py dumps the Python side, web/tools/stage.mjs replays it.
+gave: the same rules and masks, writing angle, grid, sheet corners and rotation, lines, cuts,
+crops (within 2/255) and rejections. web/tools/dump_stage.py dumps the Python side, web/tools/stage.mjs replays it.
 (The whole page in real Chromium is tests/test_web_parity.py.)"""
 
 import shutil
@@ -12,10 +12,11 @@ import pytest
 
 from web_fixtures import ROOT, WEB, missing
 
-# a sudoku (rules, grid, cells, printed givens), a form with boxes, a digit on squared paper, a
-# formula, a photo of a line of digits
+# a sudoku (rules, grid, cells, printed givens), a digit on squared paper, a formula, a line of
+# digits, a sheet on a desk (its corners), a skewed page (turned upright)
 PHOTOS = ["paper-hard/AlexKubiesa_sudoku_01_03.jpg", "paper-hard/kawalc1_IMG_4218.jpg",
-          "paper-hard/FelSiq_integral_sample1.jpg", "paper/lucksoft_123.jpg", "paper/hypjudy_photo_0.png"]
+          "paper-hard/FelSiq_integral_sample1.jpg", "paper/lucksoft_123.jpg", "paper/hypjudy_photo_0.png",
+          "paper/hypjudy_A4_4.png"]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def test_rules_and_digits_stages_match_python(node_modules, paper_dir, hard_dir,
                           text=True, cwd=ROOT, timeout=600)
     lines = done.stdout.splitlines()
     stages = {line.split()[2].rsplit("_", 1)[0] for line in lines if line.startswith(("ok", "DIFF"))}
-    assert stages == {"find_rules", "find_boxes", "writing_angle", "find_grid", "group_lines",
-                      "classify_blobs", "finish_lines"}, done.stdout[-2000:] + done.stderr[-2000:]
+    assert stages == {"find_rules", "find_boxes", "writing_angle", "find_grid", "quadrilateral", "rotation",
+                      "group_lines", "classify_blobs", "finish_lines"}, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.returncode == 0 and not [line for line in lines if line.startswith("DIFF")], \
         done.stdout[-3000:] + done.stderr[-2000:]
 

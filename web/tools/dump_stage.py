@@ -74,6 +74,7 @@ class Dumper:
 
 ORIGINAL = (ink.find_rules, ink.find_boxes, page.writing_angle, page.find_grid, page.group_lines,
             page.classify_blobs, page.finish_lines)
+SHEET = (page.quadrilateral, page.rectangle_like, page.order_corners, page.rotation)
 
 
 def wrap(dumper):
@@ -162,6 +163,26 @@ def wrap(dumper):
             "rejected": [[index[id(r)], kind] for r, kind in rejected]})
         return ordered, texts, rejected
 
+    quadrilateral, rectangle_like, order_corners, rotation = SHEET
+
+    def quad_(contour):
+        quad = quadrilateral(contour)
+        data = {"contour": contour.reshape(-1, 2).tolist(), "quad": None if quad is None else quad.tolist()}
+        if quad is not None:
+            data["rectangle_like"] = rectangle_like(quad)
+            data["order_corners"] = order_corners(quad).tolist()
+        dumper.ms = 0.0
+        dumper.save(dumper.name("quadrilateral"), data)
+        return quad
+
+    def rotation_(shape, degrees):
+        m, size = rotation(shape, degrees)
+        dumper.ms = 0.0
+        dumper.save(dumper.name("rotation"), {"shape": list(shape[:2]), "degrees": degrees, "m": m.tolist(),
+                                              "size": list(size)})
+        return m, size
+
+    page.quadrilateral, page.rotation = quad_, rotation_
     ink.find_rules, ink.find_boxes = rules_, boxes_
     page.writing_angle, page.find_grid = angle_, grid_
     page.group_lines, page.classify_blobs, page.finish_lines = group_, classify_, finish_

@@ -128,6 +128,23 @@ export const STAGES = {
       mask.delete();
     }
   },
+  quadrilateral(cv, dir, name, d) {
+    const contour = cv.matFromArray(d.contour.length, 1, cv.CV_32SC2, d.contour.flat());
+    try {
+      const quad = timed(() => rules.quadrilateral(contour));
+      let ok = close(quad, d.quad, 0);
+      if (ok && quad) {
+        ok = rules.rectangleLike(quad) === d.rectangle_like && close(rules.orderCorners(quad), d.order_corners, 0);
+      }
+      return { ok, detail: `js ${JSON.stringify(quad)}, py ${JSON.stringify(d.quad)}` };
+    } finally {
+      contour.delete();
+    }
+  },
+  rotation(cv, dir, name, d) {
+    const [m, size] = timed(() => rules.rotation(d.shape, d.degrees));
+    return { ok: close(m, d.m, 0) && close(size, d.size, 0), detail: `size ${size} (py ${d.size})` };
+  },
   find_grid(cv, dir, name, d) {
     const r = new rules.Rules(ruleObjects(d.rules.horizontal), ruleObjects(d.rules.vertical));
     const quad = timed(() => rules.findGrid(r, d.shape));

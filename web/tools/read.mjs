@@ -1,12 +1,12 @@
 // The node dev loop of the web reader: runs the JS port of runtime/ (web/src/runtime/) on raw
 // pixels dumped by Python (web/tools/reference.py) and prints what it read, as JSON.
 //
-//   node web/tools/read.mjs [--model FILE.onnx] [--crops] [--leaks] IMAGE.npy...
+//   node web/tools/read.mjs [--model FILE.onnx] [--crops] [--leaks] [--repeat N] IMAGE.npy...
 //
 // Each IMAGE.npy (uint8, HxW gray, HxWx3 BGR or HxWx4 RGBA, as numpy.save writes it) gives one
 // line of JSON: {"image", "result": readPage's result, "ms"}; --crops adds each digit's 28x28
-// input as base64 float32 (`input28`); --leaks reports the wasm heap and live Mat count after
-// each image. Node has no JPEG decoder that matches cv2's, hence the raw pixels.
+// input as base64 float32 (`input28`); --leaks adds OpenCV's wasm heap size after each image
+// (`heap`, bytes: it stays flat over rounds when no Mat leaks); --repeat reads the list N times. Node has no JPEG decoder that matches cv2's, hence the raw pixels.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -76,23 +76,25 @@ function base64(floats) {
 async function main() {
   const args = process.argv.slice(2);
   let model = path.join(ROOT, "models", "cnn", "model_int8.onnx");
-  let crops = false, leaks = false;
+  let crops = false, leaks = false, repeat = 1;
   const images = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--model") model = args[++i];
     else if (args[i] === "--crops") crops = true;
     else if (args[i] === "--leaks") leaks = true;
+    else if (args[i] === "--repeat") repeat = Number(args[++i]);
     else if (args[i].startsWith("--")) fail(`unknown option ${args[i]}`);
     else images.push(args[i]);
   }
-  if (!images.length) fail("usage: node web/tools/read.mjs [--model FILE.onnx] [--crops] [--leaks] IMAGE.npy...");
+  if (!images.length) fail("usage: node web/tools/read.mjs [--model FILE.onnx] [--crops] [--leaks] [--repeat N] IMAGE.npy...");
+  if (!(Number.isInteger(repeat) && repeat >= 1)) fail("--repeat takes a whole number >= 1");
   if (!fs.existsSync(model)) fail(`${model} does not exist`);
   const { cv } = await loadCv();
   const ort = await loadOrt();
   const { createRecognizer } = await import("../src/runtime/recognizer.js");
   const { readPage } = await import("../src/runtime/page.js");
   const recognizer = await createRecognizer(ort, new Uint8Array(fs.readFileSync(model)));
-  for (const file of images) {
+  for (const [round, file] of Array.from({ length: repeat }, () => images).flat().map((f, i) => [Math.floor(i / images.length), f])) {
     let npy;
     try {
       npy = readNpy(file);
@@ -108,7 +110,7 @@ async function main() {
         if (crops) d.input28 = base64(d.input28);
         else delete d.input28;
       }
-      const line = { image: file, result, ms };
+      const line = { image: file, result, ms, round };
       if (leaks) line.heap = cv.HEAPU8.length;
       console.log(JSON.stringify(line));
     } finally {

@@ -113,36 +113,44 @@ export function resizeArea(image, size) {
     return out;
   }
   out.delete();
-  let h = image.rows, w = image.cols;
-  let a = Float64Array.from(image.data);
-  // along one axis: m samples -> n, each the sum of what it covers (whole samples, then the cut ones)
-  const shrink = (values, m, n, count, stride, step) => {
-    const res = new Float64Array(n * count);
-    for (let j = 0; j < n; j++) {
-      const k0 = j * m, k1 = (j + 1) * m;
-      const w0 = Math.floor(k0 / n), w1 = Math.floor(k1 / n);
-      const p0 = (k0 % n) / n, p1 = (k1 % n) / n;
-      for (let c = 0; c < count; c++) {
-        const at = (i) => (i < m ? values[i * step + c * stride] : 0);
-        let sum = 0;
-        for (let i = w0; i < w1; i++) sum += at(i);
-        res[j * (step === 1 ? 1 : count) + c * (step === 1 ? n : 1)] = (sum + p1 * at(w1)) - p0 * at(w0);
+  const rows = image.rows, cols = image.cols, [nw, nh] = size;
+  let values = image.data, h = rows;
+  if (rows !== nh) {                 // rows first (numpy's axis 0): each output row sums the rows it covers
+    const res = new Float64Array(nh * cols), sums = new Float64Array(cols);
+    for (let j = 0; j < nh; j++) {
+      const k0 = j * rows, k1 = (j + 1) * rows;
+      const w0 = Math.floor(k0 / nh), w1 = Math.floor(k1 / nh);
+      const p0 = (k0 % nh) / nh, p1 = (k1 % nh) / nh;
+      sums.fill(0);
+      for (let i = w0; i < w1; i++) for (let c = 0, at = i * cols; c < cols; c++) sums[c] += values[at + c];
+      for (let c = 0, o = j * cols; c < cols; c++) {
+        const last = w1 < rows ? values[w1 * cols + c] : 0;         // the zero row numpy pads with
+        res[o + c] = (sums[c] + p1 * last) - p0 * values[w0 * cols + c];
       }
     }
-    return res;
-  };
-  if (h !== size[1]) {              // rows first (axis 0): column c's samples are c + i * w
-    a = shrink(a, h, size[1], w, 1, w);
-    h = size[1];
+    values = res;
+    h = nh;
   }
-  if (w !== size[0]) {              // then columns (axis 1): row r's samples are r * w + i
-    a = shrink(a, w, size[0], h, w, 1);
-    w = size[0];
+  let out2 = values;
+  if (cols !== nw) {                 // then columns (axis 1), within each row
+    out2 = new Float64Array(h * nw);
+    for (let j = 0; j < nw; j++) {
+      const k0 = j * cols, k1 = (j + 1) * cols;
+      const w0 = Math.floor(k0 / nw), w1 = Math.floor(k1 / nw);
+      const p0 = (k0 % nw) / nw, p1 = (k1 % nw) / nw;
+      for (let r = 0; r < h; r++) {
+        const at = r * cols;
+        let sum = 0;
+        for (let i = w0; i < w1; i++) sum += values[at + i];
+        const last = w1 < cols ? values[at + w1] : 0;
+        out2[r * nw + j] = (sum + p1 * last) - p0 * values[at + w0];
+      }
+    }
   }
-  const result = new cv.Mat(size[1], size[0], cv.CV_8UC1);
-  const f = (size[0] * size[1]) / (image.rows * image.cols);
+  const result = new cv.Mat(nh, nw, cv.CV_8UC1);
+  const f = (nw * nh) / (rows * cols);
   const O = result.data;
-  for (let i = 0; i < O.length; i++) O[i] = round(a[i] * f);
+  for (let i = 0; i < O.length; i++) O[i] = round(out2[i] * f);
   return result;
 }
 
@@ -219,14 +227,18 @@ export function flattenLight(gray, window) {
 // round(255 * gray / max(paper, 1)) (halves to even), at most 255, as ink.divide_light (a new
 // Mat; the np.maximum(full, 1) of flatten_light is done here).
 export function divideLight(gray, paper) {
-  const out = new cv.Mat(gray.rows, gray.cols, cv.CV_8UC1);
-  const G = gray.data, P = paper.data, O = out.data;
-  for (let i = 0; i < G.length; i++) {
-    const q = round((G[i] * 255.0) / (P[i] || 1));
-    O[i] = q > 255 ? 255 : q;
+  if (!QUOTIENTS) {                             // every (paper, gray) pair once: 64 K roundings
+    QUOTIENTS = new Uint8Array(256 * 256);
+    for (let p = 0; p < 256; p++) {
+      for (let g = 0; g < 256; g++) QUOTIENTS[p * 256 + g] = Math.min(round((g * 255.0) / Math.max(p, 1)), 255);
+    }
   }
+  const out = new cv.Mat(gray.rows, gray.cols, cv.CV_8UC1);
+  const G = gray.data, P = paper.data, O = out.data, Q = QUOTIENTS;
+  for (let i = 0; i < G.length; i++) O[i] = Q[(P[i] << 8) | G[i]];
   return out;
 }
+let QUOTIENTS = null;
 
 // The 256-bin histogram (Float64Array of counts) of a uint8 Mat, over `mask` (a 0/1 Mat) or all.
 function histogram(src, mask = null) {

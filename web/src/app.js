@@ -315,7 +315,7 @@ function setupPhoto() {
 
 // --- camera view ---------------------------------------------------------------------------------
 
-const camera = { stream: null, running: false, frozen: null, frames: 0, since: 0, fps: 0, ms: [] };
+const camera = { stream: null, running: false, frozen: null, frames: 0, since: 0, fps: 0, ms: [], grabMs: [] };
 
 async function startCamera() {
   if (!navigator.mediaDevices?.getUserMedia) throw new Error("no camera access here: open the app over https or on localhost");
@@ -329,6 +329,7 @@ async function startCamera() {
   camera.frames = 0;
   camera.since = performance.now();
   camera.ms = [];
+  camera.grabMs = [];
   $("camera-toggle").textContent = "Stop camera";
   $("camera-freeze").disabled = false;
   cameraLoop();
@@ -342,23 +343,33 @@ function stopCamera() {
   $("camera-freeze").disabled = true;
 }
 
-function nextFrame(video) {
-  return new Promise((resolve) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => resolve())
-    : requestAnimationFrame(() => resolve())));
-}
-
+// The camera loop: grab the newest frame, read it, draw the frame with its reading on the canvas
+// (the <video> itself is not shown: each picture on screen is the frame its boxes belong to, and
+// no second picture is painted at the camera's rate), then the next frame: at once when the read
+// took longer than the camera's frame interval, else when the next frame is due.
 async function cameraLoop() {
   await app.ready;
   const video = $("video");
-  const grab = document.createElement("canvas");
+  // two frames in turn: the one whose reading is on screen (Freeze keeps it) and the one being read
+  const grabs = [0, 1].map(() => document.createElement("canvas"));
+  let turn = 0;
   const overlay = $("camera-canvas");
+  const ctx = overlay.getContext("2d");
+  const rate = camera.stream?.getVideoTracks()[0]?.getSettings().frameRate || 30;
+  let grabbedAt = -Infinity;
   while (camera.running) {
-    await nextFrame(video);
+    const wait = grabbedAt + 1000 / rate - performance.now();
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));   // (lets the page paint)
     if (!camera.running || camera.frozen || !video.videoWidth) continue;
-    grab.width = video.videoWidth;
-    grab.height = video.videoHeight;
+    const grab = grabs[turn ^= 1];
+    if (grab.width !== video.videoWidth || grab.height !== video.videoHeight) {
+      grab.width = overlay.width = video.videoWidth;    // sized when the camera's size changes
+      grab.height = overlay.height = video.videoHeight;
+    }
+    grabbedAt = performance.now();
     grab.getContext("2d", { willReadFrequently: true }).drawImage(video, 0, 0);
     const started = performance.now();
+    camera.grabMs.push(started - grabbedAt);
     let result;
     try {
       result = await readCanvas(grab);
@@ -368,15 +379,11 @@ async function cameraLoop() {
     }
     camera.ms.push(performance.now() - started);
     camera.frames += 1;
-    const elapsed = (performance.now() - camera.since) / 1000;
-    camera.fps = camera.frames / elapsed;
+    camera.fps = camera.frames / ((performance.now() - camera.since) / 1000);
+    ctx.drawImage(grab, 0, 0);
+    drawResult(ctx, result);
     camera.last = { result, frame: grab };
     app.result = result;
-    overlay.width = grab.width;
-    overlay.height = grab.height;
-    const ctx = overlay.getContext("2d");
-    ctx.clearRect(0, 0, overlay.width, overlay.height);
-    drawResult(ctx, result);
     $("camera-lines").textContent = result.lines.join("\n");
     $("fps").textContent = `${camera.fps.toFixed(1)} FPS, ${Math.round(camera.ms.at(-1))} ms a frame`;
   }
@@ -408,7 +415,7 @@ function setupCamera() {
     if (digit) {
       correct(digit, camera.frozen.source, () => {
         const ctx = overlay.getContext("2d");
-        ctx.clearRect(0, 0, overlay.width, overlay.height);
+        ctx.drawImage(camera.frozen.source, 0, 0);
         drawResult(ctx, camera.frozen.result);
         $("camera-lines").textContent = linesOf(camera.frozen.result).join("\n");
       });

@@ -425,14 +425,16 @@ export function gridView(gray, grid, zoom, margin = 0.6) {
   }
   const q = grid.map(([x, y]) => [f32(x), f32(y)]);
   const [tl, tr, br, bl] = q;
-  const width = f32(f32(zoom * f32(distance(tl, tr) + distance(bl, br))) / 2);
-  const height = f32(f32(zoom * f32(distance(tl, bl) + distance(tr, br))) / 2);
+  const width = f32(f32(f32(zoom) * f32(distance(tl, tr) + distance(bl, br))) / 2);
+  const height = f32(f32(f32(zoom) * f32(distance(tl, bl) + distance(tr, br))) / 2);
   const square = [[0, 0], [width, 0], [width, height], [0, height]];
   let toPage = getPerspectiveTransform(q, square);
   const photo = perspectiveTransform([[0, 0], [w, 0], [w, h], [0, h]], toPage);
   const xs = photo.map((p) => p[0]), ys = photo.map((p) => p[1]);
-  const x0 = Math.max(Math.min(...xs), f32(-margin * width)), y0 = Math.max(Math.min(...ys), f32(-margin * height));
-  const x1 = Math.min(Math.max(...xs), f32((1 + margin) * width)), y1 = Math.min(Math.max(...ys), f32((1 + margin) * height));
+  // a Python float times a float32 is a float32 product (numpy 2): the float is rounded first
+  const lo = f32(-margin), hi = f32(1 + margin);
+  const x0 = Math.max(Math.min(...xs), f32(lo * width)), y0 = Math.max(Math.min(...ys), f32(lo * height));
+  const x1 = Math.min(Math.max(...xs), f32(hi * width)), y1 = Math.min(Math.max(...ys), f32(hi * height));
   toPage = matmul3([1, 0, -x0, 0, 1, -y0, 0, 0, 1], toPage);
   const paper = medianEvery(gray, 8);
   const page = warp(gray, toPage, [Math.max(1, int(f32(x1 - x0))), Math.max(1, int(f32(y1 - y0)))], paper);
@@ -467,8 +469,8 @@ export function flatView(gray, corners, zoom, wide = false) {
   }
   const f = wide ? (x) => x : f32;
   const [tl, tr, br, bl] = corners;
-  const width = Math.max(1, round(f(f(zoom * f(distance(tl, tr, wide) + distance(bl, br, wide))) / 2)));
-  const height = Math.max(1, round(f(f(zoom * f(distance(tl, bl, wide) + distance(tr, br, wide))) / 2)));
+  const width = Math.max(1, round(f(f(f(zoom) * f(distance(tl, tr, wide) + distance(bl, br, wide))) / 2)));
+  const height = Math.max(1, round(f(f(f(zoom) * f(distance(tl, bl, wide) + distance(tr, br, wide))) / 2)));
   const dst = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]];
   const toPage = getPerspectiveTransform(corners, dst);
   return [warp(gray, toPage, [width, height]), inv3(toPage)];
@@ -491,11 +493,14 @@ export function warp(gray, toPage, size, border = null) {
     const F = framed.data, O = out.data;
     const mx = new Float32Array(W * 3);             // m[i][0] * x, per column
     for (let x = 0; x < W; x++) for (let i = 0; i < 3; i++) mx[3 * x + i] = f32(m[3 * i] * x);
-    const fixed = (a, z) => {
+    const fixed = (a, z) => {                     // rint(clip(a / z, -30000, 30000) * 32), in float32
       let q = f32(a / z);
-      if (Number.isNaN(q)) q = -30000;             // np.fmax(nan, -30000)
-      q = Math.min(Math.max(q, -30000), 30000);
-      return round(f32(q * 32));
+      if (!(q >= -30000)) q = -30000;               // and NaN (np.fmax(nan, -30000))
+      else if (q > 30000) q = 30000;
+      const v = f32(q * 32);
+      let r = Math.round(v);                        // half up; halves to even below
+      if (r - v === 0.5 && (r & 1)) r -= 1;
+      return r;
     };
     for (let y = 0; y < H; y++) {
       const ay = f32(f32(m[1] * y) + m[2]), by = f32(f32(m[4] * y) + m[5]), zy = f32(f32(m[7] * y) + m[8]);

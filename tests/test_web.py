@@ -358,3 +358,8 @@ def test_drag_and_drop_reads_the_photo(web_page, paper_dir):
     web_page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     web_page.wait_for_function("window.edgedigits.result !== null")
     assert web_page.inner_text("#photo-lines").split() == true_lines(paper_dir, path.name)
+    # a file that is not an image: a one-line message in the status line, the app still works
+    web_page.set_input_files("#file", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a jpeg"}])
+    web_page.wait_for_function("document.querySelector('#status').classList.contains('error')")
+    assert "not an image this browser can decode" in web_page.inner_text("#status")
+    assert web_page.errors == []

@@ -187,24 +187,25 @@ export function asDigit(probs, digit) {
 export function blobInk(ink, b) {
   const h = b.y1 - b.y0, w = b.x1 - b.x0;
   const L = ink.labels.data32S, F = ink.flat.data, cols = ink.labels.cols;
-  const ids = new Set(b.ids);
+  const one = b.ids.length === 1 ? b.ids[0] : -1, ids = new Set(b.ids);
   const scale = f32(1.0 / Math.max(ink.paper - ink.darkest, 1.0));
   const paper = f32(ink.paper);
   const data = new Float32Array(h * w);
-  const inked = [];
+  const inked = new Float32Array(h * w);
+  let n = 0;
   for (let r = 0; r < h; r++) {
     for (let c = 0; c < w; c++) {
       const at = (b.y0 + r) * cols + b.x0 + c;
-      if (!ids.has(L[at])) continue;
+      if (one >= 0 ? L[at] !== one : !ids.has(L[at])) continue;
       const v = Math.min(f32(f32(paper - F[at]) * scale), 1.0);
       data[r * w + c] = v;
-      inked.push(v);
+      inked[n++] = v;
     }
   }
   // a much fainter print that the writing touches is not part of the digit: keep what is at
   // least FAINT as dark as the blob's own ink (and its anti-aliased rim, within a pixel)
-  if (inked.length) {
-    const level = f32(FAINT * percentile32(inked, 90));
+  if (n) {
+    const level = f32(FAINT * percentile32(inked.subarray(0, n), 90));
     const core = new Uint8Array(h * w);
     for (let i = 0; i < h * w; i++) core[i] = data[i] >= level ? 1 : 0;
     for (let r = 0; r < h; r++) {
@@ -227,7 +228,7 @@ export function blobInk(ink, b) {
 
 // np.percentile of float32 values, as numpy computes it for a float32 array (float32 result).
 function percentile32(values, q) {
-  const s = Float32Array.from(values).sort();
+  const s = values.sort();                          // (sorts `values`, a Float32Array, in place)
   const n = s.length;
   const virtual = (q / 100) * (n - 1);
   const lo = Math.floor(virtual), hi = Math.min(lo + 1, n - 1);
@@ -238,17 +239,18 @@ function percentile32(values, q) {
 
 // np.median of float32 values (the mean of the two middle ones in float32).
 function median32(values) {
-  const s = Float32Array.from(values).sort();
+  const s = values.sort();                          // (sorts `values`, a Float32Array, in place)
   const n = s.length, m = n >> 1;
   return n % 2 ? s[m] : f32(f32(s[m - 1] + s[m]) / 2);
 }
 
 // The typical darkness of a mark's ink: the median over its inked pixels.
 export function inkDarkness(v) {
-  const inked = [];
+  const inked = new Float32Array(v.data.length);
   const level = f32(0.2);
-  for (const x of v.data) if (x > level) inked.push(x);
-  return inked.length ? median32(inked) : 0.0;
+  let n = 0;
+  for (const x of v.data) if (x > level) inked[n++] = x;
+  return n ? median32(inked.subarray(0, n)) : 0.0;
 }
 
 // v[y0:y1, x0:x1] as a new {h, w, data}.
@@ -410,21 +412,20 @@ export function trim(v) {
 
 // Areas of the 8-connected components of a 0/1 Uint8Array (h x w).
 function componentAreas(ink, h, w) {
-  const seen = new Uint8Array(h * w), areas = [];
+  const seen = new Uint8Array(h * w), stack = new Int32Array(h * w), areas = [];
   for (let start = 0; start < h * w; start++) {
     if (!ink[start] || seen[start]) continue;
-    let area = 0;
-    const stack = [start];
+    let area = 0, top = 0;
+    stack[top++] = start;
     seen[start] = 1;
-    while (stack.length) {
-      const i = stack.pop(), r = (i / w) | 0, c = i % w;
+    while (top) {
+      const i = stack[--top], r = (i / w) | 0, c = i - r * w;
       area++;
-      for (let dr = -1; dr <= 1; dr++) {
-        for (let dc = -1; dc <= 1; dc++) {
-          const rr = r + dr, cc = c + dc;
-          if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
-          const j = rr * w + cc;
-          if (ink[j] && !seen[j]) { seen[j] = 1; stack.push(j); }
+      const r0 = r > 0 ? -1 : 0, r1 = r < h - 1 ? 1 : 0, c0 = c > 0 ? -1 : 0, c1 = c < w - 1 ? 1 : 0;
+      for (let dr = r0; dr <= r1; dr++) {
+        for (let dc = c0; dc <= c1; dc++) {
+          const j = i + dr * w + dc;
+          if (ink[j] && !seen[j]) { seen[j] = 1; stack[top++] = j; }
         }
       }
     }

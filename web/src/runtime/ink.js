@@ -406,6 +406,58 @@ function percentileU8(mat, q) {
   return t >= 0.5 ? y - diff * (1 - t) : x + diff * t;   // numpy's lerp
 }
 
+// cv2.morphologyEx(image, op, getStructuringElement(shape, (k, k))) in place, the border ignored
+// (OpenCV's default). An ellipse is done row by row of the kernel, each row a horizontal run (a
+// separable rectangle, fast in OpenCV.js, whose generic kernels are not vectorised): the same
+// max and min over the same pixels, several times faster.
+export function morphology(image, op, shape, k) {
+  const tmp = new Scratch();
+  try {
+    const anchor = new cv.Point(-1, -1), border = cv.morphologyDefaultBorderValue();
+    if (shape !== cv.MORPH_ELLIPSE) {
+      const kernel = tmp.add(cv.getStructuringElement(shape, new cv.Size(k, k)));
+      cv.morphologyEx(image, image, op, kernel, anchor, 1, cv.BORDER_CONSTANT, border);
+      return;
+    }
+    const kernel = tmp.add(cv.getStructuringElement(cv.MORPH_ELLIPSE, new cv.Size(k, k)));
+    const K = kernel.data, a = k >> 1;
+    const runs = [];                                 // per kernel row: [dy, first dx, last dx] or none
+    for (let r = 0; r < k; r++) {
+      let c0 = -1, c1 = -1;
+      for (let c = 0; c < k; c++) if (K[r * k + c]) { if (c0 < 0) c0 = c; c1 = c; }
+      if (c0 >= 0) runs.push([r - a, c0 - a, c1 - a]);
+    }
+    const steps = op === cv.MORPH_CLOSE ? [true, false] : op === cv.MORPH_OPEN ? [false, true]
+      : op === cv.MORPH_DILATE ? [true] : [false];
+    for (const grow of steps) {
+      const out = tmp.add(grow ? cv.Mat.zeros(image.rows, image.cols, image.type())
+                               : new cv.Mat(image.rows, image.cols, image.type(), new cv.Scalar(255)));
+      const byRun = new Map();
+      for (const [dy, d0, d1] of runs) {
+        const key = `${d0},${d1}`;
+        let line = byRun.get(key);
+        if (!line) {                                 // the horizontal max (min) over x + d0 .. x + d1
+          line = tmp.mat();
+          const run = tmp.add(cv.Mat.ones(1, d1 - d0 + 1, cv.CV_8U));
+          (grow ? cv.dilate : cv.erode)(image, line, run, new cv.Point(-d0, 0), 1, cv.BORDER_CONSTANT, border);
+          byRun.set(key, line);
+        }
+        // out(y) = max(out(y), line(y + dy)) where y + dy lies in the image
+        const y0 = Math.max(0, -dy), y1 = Math.min(image.rows, image.rows - dy);
+        if (y1 <= y0) continue;
+        const to = out.roi(new cv.Rect(0, y0, image.cols, y1 - y0));
+        const from = line.roi(new cv.Rect(0, y0 + dy, image.cols, y1 - y0));
+        (grow ? cv.max : cv.min)(to, from, to);
+        to.delete();
+        from.delete();
+      }
+      out.copyTo(image);
+    }
+  } finally {
+    tmp.free();
+  }
+}
+
 const SHEET_MIN = T["SHEET_MIN"];  // a sheet found in part covers at least half the view
 const DESK_LIGHT = T["DESK_LIGHT"];  // and what lies around it is darker than the sheet
 const DESK_SMOOTH = T["DESK_SMOOTH"];  // and textured (under this share smooth): wood, fabric, not paper in shadow
@@ -444,11 +496,8 @@ export function brightRegion(gray, kernel = cv.MORPH_ELLIPSE) {
       S[i] = smooth;
       R[i] = B[i] > 0 && smooth ? 255 : 0;
     }
-    const close = tmp.add(cv.getStructuringElement(kernel, new cv.Size(15, 15)));
-    const open = tmp.add(cv.getStructuringElement(kernel, new cv.Size(9, 9)));
-    const anchor = new cv.Point(-1, -1), border = cv.morphologyDefaultBorderValue();
-    cv.morphologyEx(region, region, cv.MORPH_CLOSE, close, anchor, 1, cv.BORDER_CONSTANT, border);
-    cv.morphologyEx(region, region, cv.MORPH_OPEN, open, anchor, 1, cv.BORDER_CONSTANT, border);
+    morphology(region, cv.MORPH_CLOSE, kernel, 15);
+    morphology(region, cv.MORPH_OPEN, kernel, 9);
     const contours = new cv.MatVector(), hierarchy = tmp.mat();
     try {
       cv.findContours(region, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);

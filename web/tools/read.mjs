@@ -5,8 +5,9 @@
 //
 // Each IMAGE.npy (uint8, HxW gray, HxWx3 BGR or HxWx4 RGBA, as numpy.save writes it) gives one
 // line of JSON: {"image", "result": readPage's result, "ms"}; --crops adds each digit's 28x28
-// input as base64 float32 (`input28`); --leaks adds OpenCV's wasm heap size after each image
-// (`heap`, bytes: it stays flat over rounds when no Mat leaks); --repeat reads the list N times. Node has no JPEG decoder that matches cv2's, hence the raw pixels.
+// input as base64 float32 (`input28`); --leaks adds `heapTop` after each image: where OpenCV.js's
+// allocator puts a 48 MB block (it rises when a read leaves Mats undeleted: a leaked 1 MP Mat
+// moves it by 1 MB); --repeat reads the list N times. Node has no JPEG decoder that matches cv2's, hence the raw pixels.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -111,7 +112,11 @@ async function main() {
         else delete d.input28;
       }
       const line = { image: file, result, ms, round };
-      if (leaks) line.heap = cv.HEAPU8.length;
+      if (leaks) {
+        const block = cv._malloc(48 << 20);
+        cv._free(block);
+        line.heapTop = block;
+      }
       console.log(JSON.stringify(line));
     } finally {
       image.delete();

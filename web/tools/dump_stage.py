@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.runtime import digits, images, ink, page
+from edgedigits.errors import EdgeDigitsError
+from edgedigits.runtime import images, ink, page
 from edgedigits.runtime.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,4 +203,7 @@ def main(out: Path, photos: list) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit("usage: dump_stage.py OUT_DIR PHOTO [PHOTO ...]")
-    main(Path(sys.argv[1]), sys.argv[2:])
+    try:
+        main(Path(sys.argv[1]), sys.argv[2:])
+    except (EdgeDigitsError, OSError) as e:
+        sys.exit(f"dump_stage.py: error: {e}")

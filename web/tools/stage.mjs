@@ -233,6 +233,15 @@ async function main() {
     console.error("usage: node web/tools/stage.mjs DUMP_DIR [STAGE ...]");
     process.exit(2);
   }
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    console.error(`stage.mjs: error: ${dir} is not a folder (write one with web/tools/dump_stage.py)`);
+    process.exit(2);
+  }
+  const unknown = wanted.filter((s) => !STAGES[s]);
+  if (unknown.length) {
+    console.error(`stage.mjs: error: unknown stage ${unknown.join(", ")}; known: ${Object.keys(STAGES).join(" ")}`);
+    process.exit(2);
+  }
   const { cv } = await loadCv();
   useCv(cv);
   let bad = 0, total = 0;

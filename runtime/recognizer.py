@@ -42,11 +42,16 @@ def installed(backend: str) -> bool:
 
 
 def default_model_path() -> Path:
-    """The shipped int8 .tflite when a light TFLite interpreter is installed, else the shipped .onnx."""
+    """The shipped int8 .onnx when onnxruntime is installed, else the shipped int8 .tflite when a
+    light TFLite interpreter is, else the shipped .onnx. The int8 ONNX in onnxruntime computes the
+    same logits on x86 and arm64 (to 1e-6), LiteRT's int8 kernels do not (up to 0.15 apart, enough
+    to flip a mark on a page: docs/raspberry-pi.md), and the web app runs the same file."""
     from edgedigits.models import shipped
 
     folder = shipped()
-    tflite, onnx = folder / "model_int8.tflite", folder / "model.onnx"
+    int8_onnx, tflite, onnx = folder / "model_int8.onnx", folder / "model_int8.tflite", folder / "model.onnx"
+    if int8_onnx.exists() and installed("onnxruntime"):
+        return int8_onnx
     light_tflite = installed("litert") or installed("tflite_runtime")
     if tflite.exists() and (light_tflite or not onnx.exists()):
         return tflite

@@ -125,3 +125,16 @@ def test_reading_a_page_turns_ipp_off_in_the_reading_thread(gray):
     thread.start()
     thread.join()
     assert seen == {"ipp": False}
+
+
+def test_the_default_model_is_the_int8_onnx_on_onnxruntime():
+    """LiteRT's int8 kernels give logits up to 0.15 apart on x86 and arm64, onnxruntime's 1e-6:
+    the default page model is the one whose readings do not depend on the machine."""
+    from edgedigits.runtime import Recognizer
+    from edgedigits.runtime.recognizer import default_model_path, installed
+
+    if not installed("onnxruntime"):
+        pytest.skip("onnxruntime not installed: the .tflite is the default")
+    rec = Recognizer()
+    assert default_model_path().name == "model_int8.onnx"
+    assert (rec.path.name, rec.backend) == ("model_int8.onnx", "onnxruntime") and "onnx_int8@" in rec.model_id

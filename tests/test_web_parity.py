@@ -7,7 +7,7 @@ cell), each equal digit's 28x28 input within 2/255 of Python's per pixel, and th
 one: read_page with the int8 ONNX model on onnxruntime, the file the browser runs.
 
 Also printed (not asserted): the lines that differ when the browser decodes the original files
-itself, as a phone user's browser does."""
+itself, as a phone user's browser does (`pytest -s` shows it)."""
 
 from pathlib import Path
 
@@ -93,6 +93,18 @@ def equal_marks(py: dict, js: dict) -> int:
     return equal
 
 
+def print_what_a_phone_reads(page, readings) -> None:
+    """Printed, not asserted: the lines the browser reads with its own decoders (JPEG, PNG, EXIF)
+    on the original files, as a phone user's browser does, where they differ from Python's."""
+    differ = []
+    for photo, (_, py) in readings.items():
+        js = read_file(page, photo)
+        if js["lines"] != py["lines"]:
+            differ.append(f"{photo.parent.name}/{photo.name}: python {py['lines']} browser {js['lines']}")
+    print(f"the browser decoding the files itself: lines differ on {len(differ)}/{len(readings)} photos")
+    print("\n".join(differ))
+
+
 def test_the_browser_reads_what_python_reads(web_page, readings, paper_dir):
     lines_differ, digits, equal, worst_all, report = [], 0, 0, 0.0, []
     marks = marks_equal = 0
@@ -114,19 +126,9 @@ def test_the_browser_reads_what_python_reads(web_page, readings, paper_dir):
         report.append(f"{photo.parent.name}/{photo.name}: digits {same}/{len(py['digits'])}, "
                       f"crop max diff {worst * 255:.2f}/255, marks set aside alike {alike}/{len(py['rejected'])}")
     print("\n".join(report))
+    print_what_a_phone_reads(web_page, readings)
     print(f"parity: {len(readings)} photos, digits equal {equal}/{digits}, largest crop difference "
           f"{worst_all * 255:.2f}/255, marks set aside alike {marks_equal}/{marks}")
     assert not lines_differ, "paper photos read differently:\n" + "\n".join(lines_differ)
     assert equal >= DIGITS_EQUAL * digits, f"only {equal}/{digits} digits equal"
     assert marks_equal >= DIGITS_EQUAL * marks, f"only {marks_equal}/{marks} marks set aside alike"
-
-
-def test_what_a_phone_reads_from_the_files_themselves(web_page, readings):
-    """Printed, not asserted: the browser's own decoders (JPEG, PNG, EXIF) on the original files."""
-    differ = []
-    for photo, (_, py) in readings.items():
-        js = read_file(web_page, photo)
-        if js["lines"] != py["lines"]:
-            differ.append(f"{photo.parent.name}/{photo.name}: python {py['lines']} browser {js['lines']}")
-    print(f"browser-decoded files: lines differ on {len(differ)}/{len(readings)} photos")
-    print("\n".join(differ))

@@ -74,3 +74,29 @@ def test_rule_runs_equal_opencvs_opening(node_modules):
     done = subprocess.run(["node", str(WEB / "tools" / "check_runs.mjs")], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0 and " equals OpenCV's opening on " in done.stdout, done.stdout + done.stderr
+
+
+def test_cut_candidates_iterate_as_a_python_set(node_modules, tmp_path):
+    """cut_columns keeps the thinnest candidates, ties in the order of a Python set: digits.js's
+    IntSet must iterate as CPython's set of ints does, whatever was added and in what order."""
+    import json
+    import random
+
+    rng = random.Random(7)
+    cases = []
+    for _ in range(2000):
+        seq = [rng.randrange(0, rng.choice([16, 64, 300, 2000])) for _ in range(rng.randrange(0, 200))]
+        cases.append([seq, list(set(seq))])
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    script = (f"import {{ IntSet }} from {json.dumps((WEB / 'src' / 'runtime' / 'digits.js').as_uri())};\n"
+              "import fs from 'node:fs';\n"
+              f"const cases = JSON.parse(fs.readFileSync({json.dumps(str(tmp_path / 'cases.json'))}, 'utf8'));\n"
+              "let bad = 0;\n"
+              "for (const [seq, want] of cases) {\n"
+              "  const s = new IntSet(); for (const c of seq) s.add(c);\n"
+              "  if (JSON.stringify(s.values()) !== JSON.stringify(want)) bad++;\n"
+              "}\n"
+              "console.log(`${cases.length - bad}/${cases.length}`);\n")
+    done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
+                          cwd=WEB, timeout=120)
+    assert done.stdout.strip() == f"{len(cases)}/{len(cases)}", done.stdout + done.stderr

@@ -299,7 +299,7 @@ export function holes(ink, h, w) {
 
 // CPython's set of small non-negative ints, for its iteration order (hash(i) = i; linear probes,
 // then perturbed jumps; resized to 4x used when 3/5 full): `sorted(set, key)` breaks ties by it.
-class IntSet {
+export class IntSet {
   constructor() {
     this.table = new Array(8).fill(null);
     this.fill = 0;

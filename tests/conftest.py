@@ -54,3 +54,10 @@ def mnist(mnist_dir):
     from edgedigits.train.data import load_mnist
 
     return load_mnist(mnist_dir, allow_download=False)
+
+
+# The web app's browser fixtures (tests/web_fixtures.py), defined here once for the whole session:
+# one build of the site, one server, one Playwright and one chromium for every test_web*.py module
+# (a session fixture imported into two test modules would be two, and Playwright's sync API refuses
+# a second one beside the first).
+from web_fixtures import app_page, browser, camera_video, web_page, web_server, web_site  # noqa: E402,F401

@@ -1,5 +1,6 @@
 """The web app (web/) in a real browser: Debian's chromium driven by Playwright, the site built with
-npm and served by `edgedigits web`'s server. Fixtures in tests/web_fixtures.py."""
+npm and served by `edgedigits web`'s server. Fixtures in tests/web_fixtures.py (registered by
+conftest.py)."""
 
 import csv
 import gzip
@@ -13,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from web_fixtures import (CAMERA_PHOTO, app_page, b64, browser, camera_frame, camera_video, open_app,  # noqa: F401
-                          predict_in_browser, read_in_browser, wait_ready, web_page, web_server, web_site)
+from web_fixtures import CAMERA_PHOTO, b64, camera_frame, open_app, predict_in_browser, wait_ready
 
 PHOTO = CAMERA_PHOTO
 FIRST_LOAD_LIMIT = 8_000_000

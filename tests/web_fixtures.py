@@ -2,10 +2,13 @@
 into a temporary folder, served by `edgedigits web`'s server in a thread, Debian's chromium driven
 by Playwright for Python, with a fake camera fed a video made from a paper photo.
 
-    from web_fixtures import *      # in a test module (tests/ is on sys.path under pytest)
+The fixtures (web_site, web_server, camera_video, browser, web_page, app_page) are registered once
+for the session by tests/conftest.py; a test module imports only the helpers:
+
+    from web_fixtures import read_in_browser     # (tests/ is on sys.path under pytest)
 
     def test_something(web_page):   # a fresh browser context on the app, the reader loaded
-        web_page.evaluate("...")
+        read_in_browser(web_page, path)
 
 CI sets EDGEDIGITS_REQUIRE_WEB=1 (.ci/run): a missing chromium, npm or Playwright then fails these
 tests instead of skipping them.
@@ -19,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+# what `from web_fixtures import *` gives: the helpers, never the fixtures (see conftest.py)
+__all__ = ["ROOT", "WEB", "CHROMIUM", "REQUIRE_WEB", "CAMERA_PHOTO", "CAMERA_SIZE", "PHONE", "missing",
+           "write_y4m", "camera_frame", "open_app", "wait_ready", "b64", "read_in_browser",
+           "predict_in_browser"]
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"

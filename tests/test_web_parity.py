@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 
-from web_fixtures import *  # noqa: F401,F403 (browser, web_server, web_page)
 from web_fixtures import ROOT, b64
 
 from edgedigits.runtime.images import load_image

@@ -3,23 +3,12 @@
 Imports here stay light (argparse, pathlib): OpenCV and the runtime load when a command runs.
 """
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 
-from edgedigits.common import positive_int
-
-
-def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0: any free port)")
-    return value
+from edgedigits.common import port_number, positive_int
 
 
 def add_model(p) -> None:
@@ -52,7 +41,7 @@ def register(sub) -> None:
                    "(default: window where OpenCV has a GUI, else http)")
     p.add_argument("--bind", default="127.0.0.1", help="http address (default 127.0.0.1; 0.0.0.0 lets "
                    "other machines watch AND control the demo)")
-    p.add_argument("--port", type=port, default=8080, help="http port (default 8080; 0: any free port)")
+    p.add_argument("--port", type=port_number, default=8080, help="http port (default 8080; 0: any free port)")
     p.add_argument("--record", type=Path, metavar="OUT.mp4", help="also write the annotated frames to a video")
     p.add_argument("--samples", type=Path, default=Path("runs/samples"),
                    help="where saved samples go (default runs/samples; created on the first save)")

@@ -14,7 +14,6 @@ loaded (304s) instead of downloading it twice.
 import errno
 import hashlib
 import http.server
-import os
 import shutil
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from edgedigits.common import display_path
+from edgedigits.common import display_path, port_number
 from edgedigits.errors import EdgeDigitsError
 
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -52,18 +51,6 @@ def register(sub) -> None:
     from edgedigits.runtime import web_bench
 
     web_bench.register(sub)
-
-
-def port_number(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
-    return value
 
 
 # --- the build -----------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def main() -> int:
             f"Root: {args.root}, Python {arm['python']} (emulated by qemu-user). Installed from aarch64 wheels "
             f"with `pip install --no-index`: {versions}. x86 reference: Python {x86['python']}, "
             + ", ".join(f"{k} {v}" for k, v in x86["versions"].items()) + ".",
-            f"Seconds: {args.timings.replace('=', ' ')} (root 0: reused from the cache)." if args.timings else "",
+            f"Seconds: {args.timings.replace('=', ' ')}{' (root 0: reused from the cache)' if 'root=0 ' in args.timings else ''}." if args.timings else "",
             f"Result: **{'PASS' if not failures else 'FAIL'}**" + ("" if not failures else ": " + "; ".join(failures)),
             ""]
     report = "\n".join([*head, *lines])

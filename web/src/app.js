@@ -347,6 +347,14 @@ function stopCamera() {
 // (the <video> itself is not shown: each picture on screen is the frame its boxes belong to, and
 // no second picture is painted at the camera's rate), then the next frame: at once when the read
 // took longer than the camera's frame interval, else when the next frame is due.
+// The camera's recent per-frame times (for the FPS line and bench-web's median), bounded: a camera
+// left running for hours must not grow an array a frame.
+const RECENT_FRAMES = 600;
+function keepLast(times, ms) {
+  times.push(ms);
+  if (times.length > RECENT_FRAMES) times.splice(0, times.length - RECENT_FRAMES);
+}
+
 async function cameraLoop() {
   await app.ready;
   const video = $("video");
@@ -369,7 +377,7 @@ async function cameraLoop() {
     grabbedAt = performance.now();
     grab.getContext("2d", { willReadFrequently: true }).drawImage(video, 0, 0);
     const started = performance.now();
-    camera.grabMs.push(started - grabbedAt);
+    keepLast(camera.grabMs, started - grabbedAt);
     let result;
     try {
       result = await readCanvas(grab);
@@ -377,7 +385,7 @@ async function cameraLoop() {
       status(`Camera: ${e.message}`, true);
       continue;
     }
-    camera.ms.push(performance.now() - started);
+    keepLast(camera.ms, performance.now() - started);
     camera.frames += 1;
     camera.fps = camera.frames / ((performance.now() - camera.since) / 1000);
     ctx.drawImage(grab, 0, 0);

@@ -512,7 +512,7 @@ def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
         return []
     print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
     return [r for r in keep if r.line in print_lines and abs((r.y1 - r.y0) / style_h - 1) < 0.12
-            and abs(r.darkness - style_d) < 0.12]
+            and r.darkness > style_d - 0.12]
 
 
 def number_cells(reads: list) -> None:

@@ -223,10 +223,11 @@ class Geometry:
     shape: tuple       # page (h, w)
 
 
-def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet=None):
+def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet=None, grid=None):
     """Threshold the flattened page; take out its rules (when `rule_height`, the digit height,
     is given); label its components; mark those holding certain ink. `sheet`: the mask of a sheet
-    found in part (`sheet_region`), outside which is desk."""
+    found in part (`sheet_region`), outside which is desk; `grid`: the border of a printed grid
+    (a polygon, page pixels), paper however dark its light (a hand's shadow across a sudoku)."""
     flat, light, d = flatten_light(page, window)
     # writing is on paper: where the light is far below the brightest paper of the photo there
     # is a desk around a sheet that was not found (its texture is not ink, its noise not paper's)
@@ -234,6 +235,8 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
     if sheet is not None:                 # the sheet found in part (`sheet_region`): the rest is desk
         on_paper &= sheet
+    if grid is not None:                  # a grid is printed on paper, in a shadow or not
+        cv2.fillPoly(on_paper, [np.round(grid).astype(np.int32)], 1)
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
     rules = Rules()
@@ -303,20 +306,20 @@ def sheet_region(page: np.ndarray):
 MAX_PIECES = T["MAX_PIECES"]
 
 
-def find_blobs(page: np.ndarray, rule_height: float = 0.0):
+def find_blobs(page: np.ndarray, rule_height: float = 0.0, grid=None):
     """Candidate digits on the flattened page, the ink they are cut from, the page's scale, its
     rules (taken out of the ink when `rule_height` is given) and the marks dropped on the way
-    (`Mark`s: specks, texture, page edges)."""
+    (`Mark`s: specks, texture, page edges). `grid`: a printed grid's border (`segment_ink`)."""
     h, w = page.shape
     window = max(h, w) / 25
     if rule_height:               # the writing's scale is known: follow shadows more closely
         window = min(window, WINDOW * rule_height)
     sheet = sheet_region(page)
-    flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet)
+    flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet, grid)
     stroke = stroke_estimate(labels, stats, hit)
     if 4 * stroke > window:      # strokes as wide as the window: erase them with a wider one
         window = 6 * stroke
-        flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet)
+        flat, mask, labels, stats, hit, paper, darkest, on_paper, rules = segment_ink(page, window, rule_height, sheet, grid)
         stroke = stroke_estimate(labels, stats, hit)
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     edge = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)

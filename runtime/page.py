@@ -132,10 +132,11 @@ class _Noise(Exception):
     """Raised by `find_blobs` on a view that holds too many marks to be writing."""
 
 
-def find_blobs(page: np.ndarray, height: float):
+def find_blobs(page: np.ndarray, height: float, grid=None):
     """`ink.find_blobs`, bounded: a view with more marks than `NOISE` allows raises _Noise, so
-    that a frame of noise never reaches line grouping and classification."""
-    found = ink_blobs(page, height)
+    that a frame of noise never reaches line grouping and classification. `grid`: the border of a
+    printed grid in the view's pixels (paper, however dark: `ink.segment_ink`)."""
+    found = ink_blobs(page, height, grid)
     if len(found[0]) > NOISE["blobs"] + NOISE["blobs_per_mp"] * _photo_mp.get():
         raise _Noise
     return found
@@ -187,7 +188,8 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
                 page, to_gray_px, (blobs, ink, geom, rules, dropped) = seen
             else:
                 page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
-                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
+                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0,
+                                                              in_view(grid, to_gray_px))
             clock.lap("ink")
             lines = group_lines(blobs, geom, opt.line_gap, rules)
             clock.lap("lines")
@@ -199,7 +201,8 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             if quarter:                                  # the writing runs another way: turn it
                 turn = ((turn + 90 * quarter + 180) % 360) - 180
                 page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
-                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0)
+                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0,
+                                                              in_view(grid, to_gray_px))
                 lines = group_lines(blobs, geom, opt.line_gap, rules)
                 reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
             reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
@@ -212,6 +215,13 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             clock.lap("classify")
     page_corners = corners / scale if corners is not None else None
     return PageResult(digits, texts, clock.total(), page_corners, marks, round(turn, 1))
+
+
+def in_view(grid, to_gray_px):
+    """A grid's corners (gray's pixels) in the view's pixels, or None."""
+    if grid is None:
+        return None
+    return cv2.perspectiveTransform(np.float32(grid)[None], np.linalg.inv(to_gray_px))[0]
 
 
 def measure(gray: np.ndarray, corners, opt):

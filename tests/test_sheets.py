@@ -95,6 +95,24 @@ def test_sudoku_reads_one_line_per_grid_row(hard_dir, rec):
     assert "none" in kinds and all(len(m["box"]) == 4 for m in as_json["rejected"])
 
 
+def test_a_hand_shadow_across_a_sudoku_is_still_paper(hard_dir, rec):
+    """A hand's shadow darkens the lower left of this sudoku far below the rest of the sheet: the
+    printed grid says it is paper, so the pencil digits there are read, not dropped as "desk";
+    the printed givens in the shadow (darker there than the print elsewhere) are still print."""
+    from edgedigits.runtime.evaluate import read_labels
+
+    name = "AlexKubiesa_sudoku_01_25.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    in_grid = [d.box for d in result.digits if d.cell is not None]
+    x0, y0 = min(b[0] for b in in_grid), min(b[1] for b in in_grid)
+    x1, y1 = max(b[0] + b[2] for b in in_grid), max(b[1] + b[3] for b in in_grid)
+    desk = [m.box for m in result.rejected if m.kind == "desk"
+            and x0 <= m.box[0] + m.box[2] / 2 <= x1 and y0 <= m.box[1] + m.box[3] / 2 <= y1]
+    assert not desk, desk
+    s = score(result.lines, dict(read_labels(hard_dir))[name])
+    assert s["digit_accuracy"] >= 0.85 and s["extra"] <= 4, (result.lines, s)
+
+
 def test_tilted_ruled_page_is_turned_upright(mnist, rec):
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     _, _, images, labels = mnist

@@ -720,7 +720,7 @@ export function printedLike(keep, nones, digit) {
   if (alike.length < Math.max(3, sure.length / 3)) return [];     // no shared height: handwritten signs
   const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
   return keep.filter((r) => printLines.has(r.line) && Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12
-                     && Math.abs(r.darkness - styleD) < 0.12);
+                     && r.darkness > styleD - 0.12);
 }
 
 // Each read's cell (the rules around it) replaced by [row, column] indices (column may be null).

@@ -10,7 +10,7 @@
 import { cv, cropMat } from "./cv.js";
 import { Rules, findBoxes, findRules } from "./rules.js";
 import { TUNING } from "./tuning.js";
-import { int, maxBy, round, searchsorted, sorted } from "./np.js";
+import { int, maxBy, npRound, round, searchsorted, sorted } from "./np.js";
 
 const T = TUNING["ink"];
 
@@ -347,8 +347,9 @@ class Segmentation {
 }
 
 // Threshold the flattened page; take out its rules (when `ruleHeight`); label its components;
-// mark those holding certain ink. `sheet`: the 0/1 mask of a sheet found in part, or null.
-export function segmentInk(page, window, ruleHeight = 0.0, sheet = null) {
+// mark those holding certain ink. `sheet`: the 0/1 mask of a sheet found in part, or null;
+// `grid`: a printed grid's border ([[x, y]] page pixels) that is paper however dark, or null.
+export function segmentInk(page, window, ruleHeight = 0.0, sheet = null, grid = null) {
   const s = new Segmentation();
   const tmp = new Scratch();
   try {
@@ -361,6 +362,13 @@ export function segmentInk(page, window, ruleHeight = 0.0, sheet = null) {
     s.on_paper = new cv.Mat();
     cv.resize(lit, s.on_paper, new cv.Size(page.cols, page.rows), 0, 0, cv.INTER_NEAREST);
     if (sheet) cv.bitwise_and(s.on_paper, sheet, s.on_paper);
+    if (grid) {                        // a grid is printed on paper, in a shadow or not
+      const corners = tmp.add(cv.matFromArray(grid.length, 1, cv.CV_32SC2, grid.flat().map((v) => npRound(v))));
+      const polys = new cv.MatVector();
+      polys.push_back(corners);
+      cv.fillPoly(s.on_paper, polys, new cv.Scalar(1));
+      polys.delete();
+    }
     const [weak, strong, paper, darkest] = inkThreshold(s.flat, s.on_paper);
     [s.paper, s.darkest] = [paper, darkest];
     s.mask = below(s.flat, weak);
@@ -555,20 +563,20 @@ const MAX_PIECES = T["MAX_PIECES"];
 
 // [blobs, Ink, Geometry, Rules, dropped ([blob, kind] pairs)]: candidate digits on the page,
 // see ink.find_blobs. The caller deletes the Ink and the Rules (`.delete()`).
-export function findBlobs(page, ruleHeight = 0.0) {
+export function findBlobs(page, ruleHeight = 0.0, grid = null) {
   const h = page.rows, w = page.cols;
   let window = Math.max(h, w) / 25;
   if (ruleHeight) window = Math.min(window, WINDOW * ruleHeight);   // the writing's scale is known
   const sheet = sheetRegion(page);
   let seg = null;
   try {
-    seg = segmentInk(page, window, ruleHeight, sheet);
+    seg = segmentInk(page, window, ruleHeight, sheet, grid);
     let stroke = strokeEstimate(seg.labels, seg.stats, seg.hit);
     if (4 * stroke > window) {     // strokes as wide as the window: erase them with a wider one
       window = 6 * stroke;
       seg.delete();
       seg = null;
-      seg = segmentInk(page, window, ruleHeight, sheet);
+      seg = segmentInk(page, window, ruleHeight, sheet, grid);
       stroke = strokeEstimate(seg.labels, seg.stats, seg.hit);
     }
     const { stats, hit } = seg;

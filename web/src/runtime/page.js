@@ -94,8 +94,8 @@ class Owned {
 
 // ink.findBlobs, bounded: a view with more marks than NOISE allows throws Noise. Its Ink and
 // Rules go to `owned`.
-export function findBlobs(page, height, mp, owned) {
-  const found = inkBlobs(page, height);
+export function findBlobs(page, height, mp, owned, grid = null) {
+  const found = inkBlobs(page, height, grid);
   owned.add(found[1]);
   owned.add(found[3]);
   if (found[0].length > NOISE["blobs"] + NOISE["blobs_per_mp"] * mp) throw new Noise();
@@ -153,7 +153,7 @@ async function read(image, recognizer, opt, mp, owned) {
       } else {
         [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
         owned.add(page);
-        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned);
+        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned, inView(grid, toGrayPx));
       }
       clock.lap("ink");
       let lines = groupLines(blobs, geom, opt.line_gap, rules);
@@ -167,7 +167,7 @@ async function read(image, recognizer, opt, mp, owned) {
         turn = mod(turn + 90 * quarter + 180, 360) - 180;
         [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
         owned.add(page);
-        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned);
+        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned, inView(grid, toGrayPx));
         lines = groupLines(blobs, geom, opt.line_gap, rules);
         reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
       }
@@ -184,6 +184,11 @@ async function read(image, recognizer, opt, mp, owned) {
   const fscale = f32(scale);
   const pageCorners = corners ? corners.map(([x, y]) => [f32(x / fscale), f32(y / fscale)]) : null;
   return new PageResult(digits, texts, clock.total(), pageCorners, marks, roundTo(turn, 1));
+}
+
+// A grid's corners (gray's pixels) in the view's pixels, or null (see page.in_view).
+export function inView(grid, toGrayPx) {
+  return grid === null ? null : perspectiveTransform(grid, inv3(toGrayPx));
 }
 
 // [probe zoom, digit height at that zoom (0: no writing), turn in degrees, doubtful, a ruled

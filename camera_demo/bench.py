@@ -50,11 +50,13 @@ def pin_one_core():
 
 
 def benchmark(recognizer, images, frames: int = 300, warmup: int = 10, quality: int = 80,
-              read_options=None) -> dict:
-    """Time `frames` frames cycling over `images`; per-stage means and per-frame percentiles."""
-    from .demo import Session
+              read_options=None, remeasure: int | None = None) -> dict:
+    """Time `frames` frames cycling over `images`; per-stage means and per-frame percentiles.
+    `remeasure`: the Session's (default: the camera loop's own)."""
+    from .demo import REMEASURE, Session
 
-    session = Session(recognizer, read_options=read_options)
+    remeasure = REMEASURE if remeasure is None else remeasure
+    session = Session(recognizer, read_options=read_options, remeasure=remeasure)
     totals, jpeg = [], []
     for i in range(warmup + frames):
         image = images[i % len(images)]
@@ -65,7 +67,7 @@ def benchmark(recognizer, images, frames: int = 300, warmup: int = 10, quality: 
         cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
         t2 = time.perf_counter()
         if i == warmup - 1:
-            session = Session(recognizer, read_options=read_options)   # forget the warm-up
+            session = Session(recognizer, read_options=read_options, remeasure=remeasure)   # forget the warm-up
         if i >= warmup:
             totals.append((t1 - t) * 1000)
             jpeg.append((t2 - t1) * 1000)

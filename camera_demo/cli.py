@@ -24,6 +24,9 @@ def add_speed(p) -> None:
                    "segment; keep digits 20+ px tall")
     p.add_argument("--no-page", action="store_true", help="do not look for a sheet of paper to flatten "
                    "(when the camera sees only the paper)")
+    p.add_argument("--remeasure", type=int, default=None, metavar="N",
+                   help="measure the page's scale and turn again every N frames of one scene, reusing "
+                   "them between (default 30; 0: every frame)")
 
 
 def register(sub) -> None:
@@ -84,6 +87,19 @@ def read_options(args) -> dict:
     return options
 
 
+def remeasure(args) -> int:
+    """--remeasure, checked: frames between two measurements of the page (0: every frame)."""
+    from .demo import REMEASURE
+
+    if args.remeasure is None:
+        return REMEASURE
+    if args.remeasure < 0:
+        from edgedigits.errors import EdgeDigitsError
+
+        raise EdgeDigitsError(f"--remeasure must be 0 or more frames, got {args.remeasure}")
+    return args.remeasure
+
+
 def cmd_camera(args) -> int:
     from edgedigits.runtime import Recognizer
     from edgedigits.runtime.samples import SampleStore
@@ -113,7 +129,7 @@ def cmd_camera(args) -> int:
           f"samples -> {args.samples}", flush=True)
     summary = run(source, recognizer, view, store=SampleStore(args.samples), record=args.record,
                   max_frames=args.max_frames or 0, stabilizer=Stabilizer(window=args.votes),
-                  read_options=read_options(args), name=str(args.source))
+                  read_options=read_options(args), name=str(args.source), remeasure=remeasure(args))
     print(summary.text(), flush=True)
     return 0
 
@@ -155,7 +171,8 @@ def cmd_bench(args) -> int:
 
         raise EdgeDigitsError(f"{args.source}: no frames to time")
     recognizer = Recognizer(args.model, threads=args.threads, backend=args.backend)
-    result = benchmark(recognizer, images, args.frames, read_options=read_options(args))
+    result = benchmark(recognizer, images, args.frames, read_options=read_options(args),
+                       remeasure=remeasure(args))
     core = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
     result.update(source=what, model_id=recognizer.model_id, backend=recognizer.backend,
                   threads=args.threads, cpu=core, truth=truth)
@@ -163,7 +180,7 @@ def cmd_bench(args) -> int:
         print(json.dumps(result))
         return 0
     title = (f"bench-camera: {what}\n{recognizer.model_id} ({recognizer.backend}, {args.threads} thread), "
-             f"{core}, {args.frames} frames")
+             f"{core}, {args.frames} frames, the page measured every {remeasure(args) or 1} frame(s) of a scene")
     print(format_report(result, title))
     if truth is not None:
         got = "".join(result["lines"])

@@ -31,6 +31,8 @@ log = logging.getLogger("edgedigits.camera")
 
 MESSAGE_SECONDS = 4.0
 SCENE_CUT = 12.0        # mean absolute change of a 32x24 thumbnail (0-255) that starts a new scene
+REMEASURE = 30          # frames of one scene read with the page's scale and turn measured on an earlier
+                        # one (`read_page(measured=...)`) before they are measured again
 
 
 @dataclass
@@ -93,8 +95,11 @@ def stable_lines(digits, n_lines: int) -> list:
 class Session:
     """What the views act on: the latest frame, its digits and their stable labels."""
 
-    def __init__(self, recognizer, store=None, stabilizer=None, read_options=None, source_name=""):
+    def __init__(self, recognizer, store=None, stabilizer=None, read_options=None, source_name="",
+                 remeasure: int = REMEASURE):
         self.recognizer, self.store = recognizer, store
+        self.remeasure = remeasure         # 0: measure every frame
+        self.measured, self.since_measured = None, 0
         self.stabilizer = stabilizer or Stabilizer()
         self.read_options = dict(read_options or {})
         self.low = self.read_options.get("low_confidence", 0.7)
@@ -120,7 +125,11 @@ class Session:
         """Read, stabilise and draw one frame; returns the annotated BGR image."""
         if frame.new_scene or self.scene_cut(frame.image):
             self.stabilizer.reset()
-        result = read_page(frame.image, self.recognizer, **self.read_options)
+            self.measured = None
+        reuse = self.measured if self.since_measured < self.remeasure else None
+        result = read_page(frame.image, self.recognizer, measured=reuse, **self.read_options)
+        self.since_measured = self.since_measured + 1 if reuse is not None and result.measured else 0
+        self.measured = result.measured
         t = time.perf_counter()
         tracks = self.stabilizer.update(result.digits)
         shown = []
@@ -436,9 +445,10 @@ def handle(cmd: Command, session: Session, source) -> bool:
 
 
 def run(source, recognizer, view, *, store=None, record=None, max_frames: int = 0,
-        stabilizer=None, read_options=None, name: str = "") -> Summary:
+        stabilizer=None, read_options=None, name: str = "", remeasure: int = REMEASURE) -> Summary:
     """Process frames until the source ends, the user quits, or max_frames (0: no limit)."""
-    session = Session(recognizer, store, stabilizer, read_options, name or getattr(source, "name", ""))
+    session = Session(recognizer, store, stabilizer, read_options, name or getattr(source, "name", ""),
+                      remeasure)
     recorder = Recorder(record, getattr(source, "fps", 0.0)) if record else None
     reason, status_shown = "", ""
     view.start(session)

@@ -72,6 +72,18 @@ class Options:
                                           # (to label the marks of a photo, `edgedigits harvest`)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """How `measure` found a page: the probe's zoom, the writing's height at it and the turn (in
+    degrees) that reads it, for a gray image of `shape`. A video of one sheet (the camera loop)
+    passes it back to `read_page` for the next frames: measuring is half of a frame's work, and
+    the sheet's scale and direction do not change between two frames of one scene."""
+    probe: float
+    height: float
+    turn: float
+    shape: tuple
+
+
 @dataclass
 class PageResult:
     """What `read_page` found: digits in reading order, line strings, timings, the sheet."""
@@ -82,6 +94,8 @@ class PageResult:
     rejected: list = field(default_factory=list)   # Marks that are not handwritten digits
     turn: float = 0.0                        # degrees the page was turned to read it
     noise: bool = False                      # too many marks to be writing: read as noise (`NOISE`)
+    measured: Measured | None = None         # the page's scale and turn, to pass to the next frame
+                                             # (None where there is no writing or a grid was found)
 
     def as_dict(self) -> dict:
         digits = []
@@ -142,9 +156,11 @@ def find_blobs(page: np.ndarray, height: float, grid=None):
     return found
 
 
-def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
+def read_page(image: np.ndarray, recognizer, measured: Measured | None = None, **options) -> PageResult:
     """All the digits on a photo of paper (BGR or gray uint8), in reading order. See the module doc.
-    A photo that holds too many marks to be writing comes back with no digits and `noise` set."""
+    A photo that holds too many marks to be writing comes back with no digits and `noise` set.
+    `measured`: an earlier frame's `result.measured` (same scene, same size): the page's scale and
+    turn are taken from it instead of measured again."""
     t0 = time.perf_counter()
     # Intel's IPP (x86 only) replaces some of OpenCV's filters and resizes and rounds unlike
     # OpenCV's own code, which arm64 and the browser's OpenCV.js run: off, so that a page reads the
@@ -154,14 +170,14 @@ def read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     mp = float(np.prod(shape)) / 1e6 * min(1.0, side / max(max(shape, default=1), 1)) ** 2 if len(shape) == 2 else 0.0
     token = _photo_mp.set(mp)
     try:
-        return _read_page(image, recognizer, **options)
+        return _read_page(image, recognizer, measured, **options)
     except (_Noise, TooManyCrops):
         return PageResult([], [], {"total": round((time.perf_counter() - t0) * 1000, 3)}, noise=True)
     finally:
         _photo_mp.reset(token)
 
 
-def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
+def _read_page(image: np.ndarray, recognizer, measured, **options) -> PageResult:
     try:
         opt = Options(**options)
     except TypeError:
@@ -174,9 +190,12 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
     corners = find_page(gray) if opt.page and min(gray.shape) >= 32 else None
     clock.lap("page")
 
-    digits, texts, marks, turn = [], [], [], 0.0
+    digits, texts, marks, turn, found = [], [], [], 0.0, None
     if min(gray.shape) >= 8:
-        probe, height, turn, doubtful, grid, seen = measure(gray, corners, opt)
+        if measured is not None and measured.shape == gray.shape:
+            probe, height, turn, doubtful, grid, seen = measured.probe, measured.height, measured.turn, False, None, None
+        else:
+            probe, height, turn, doubtful, grid, seen = measure(gray, corners, opt)
         clock.lap("measure")
         if height:
             zoom = probe * float(np.clip(opt.digit_height / height, 0.05, 3.0))
@@ -213,15 +232,20 @@ def _read_page(image: np.ndarray, recognizer, **options) -> PageResult:
             digits = to_digits(image, reads, to_input, recognizer.labels, opt)
             marks = to_marks(image, rejected + [(b, kind) for b, kind in dropped if kind != "speck"], to_input)
             clock.lap("classify")
+            if grid is None:          # a grid's corners move with the camera: measured every frame
+                found = Measured(probe, height, turn, gray.shape)
     page_corners = corners / scale if corners is not None else None
-    return PageResult(digits, texts, clock.total(), page_corners, marks, round(turn, 1))
+    return PageResult(digits, texts, clock.total(), page_corners, marks, round(turn, 1), measured=found)
 
 
-def in_view(grid, to_gray_px):
-    """A grid's corners (gray's pixels) in the view's pixels, or None."""
+def in_view(grid, to_gray_px, grow: float = 0.25):
+    """A grid's corners (gray's pixels) in the view's pixels, grown by `grow` of its size about
+    its centre (a rule lost in a shadow leaves a row or two outside the grid found), or None."""
     if grid is None:
         return None
-    return cv2.perspectiveTransform(np.float32(grid)[None], np.linalg.inv(to_gray_px))[0]
+    corners = cv2.perspectiveTransform(np.float32(grid)[None], np.linalg.inv(to_gray_px))[0].astype(np.float64)
+    centre = corners.mean(0)
+    return centre + (corners - centre) * (1 + grow)
 
 
 def measure(gray: np.ndarray, corners, opt):

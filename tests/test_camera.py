@@ -400,6 +400,33 @@ def test_stabilizer_holds_a_label_through_a_one_frame_misread(photos, recognizer
     assert len(stab.tracks) == len(digits)
 
 
+def test_a_scene_is_measured_once_in_remeasure_frames_and_reads_alike(photos, recognizer, monkeypatch):
+    """Measuring the page (its scale and turn) is half a frame's work: the loop measures the first
+    frame of a scene and every `remeasure`-th after it, reuses that between, and measures again
+    at a scene cut. Read either way, every frame of every sheet reads the same."""
+    import edgedigits.runtime.page as page
+
+    calls = []
+    measure = page.measure
+    monkeypatch.setattr(page, "measure", lambda *a: calls.append(1) or measure(*a))
+    sheets = [photos[0][1], photos[5][1]]          # two sheets: a cut between them
+    frames = [sheets[0]] * 12 + [sheets[1]] * 3
+
+    def lines(remeasure):
+        session, out = Session(recognizer, remeasure=remeasure), []
+        for i, image in enumerate(frames):
+            session.process(Frame(image, i, float(i)))
+            out.append([d.label for d in session.shown])
+        return out
+
+    reused = lines(5)
+    assert len(calls) == 3, len(calls)     # frames 0 and 6 of the first sheet, 0 of the second
+    calls.clear()
+    every = lines(0)
+    assert len(calls) == len(frames)
+    assert reused == every and reused[0] and reused[-1] != reused[0]
+
+
 def test_camera_demo_never_imports_torch():
     code = ("import sys; import edgedigits.camera_demo.cli, edgedigits.camera_demo.demo, "
             "edgedigits.camera_demo.http_view, edgedigits.camera_demo.sources, edgedigits.camera_demo.bench, "

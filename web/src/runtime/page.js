@@ -186,9 +186,14 @@ async function read(image, recognizer, opt, mp, owned) {
   return new PageResult(digits, texts, clock.total(), pageCorners, marks, roundTo(turn, 1));
 }
 
-// A grid's corners (gray's pixels) in the view's pixels, or null (see page.in_view).
-export function inView(grid, toGrayPx) {
-  return grid === null ? null : perspectiveTransform(grid, inv3(toGrayPx));
+// A grid's corners (gray's pixels) in the view's pixels, grown by `grow` of its size about its
+// centre, or null (see page.in_view).
+export function inView(grid, toGrayPx, grow = 0.25) {
+  if (grid === null) return null;
+  const corners = perspectiveTransform(grid, inv3(toGrayPx));
+  const cx = corners.reduce((s, [x]) => s + x, 0) / corners.length;
+  const cy = corners.reduce((s, [, y]) => s + y, 0) / corners.length;
+  return corners.map(([x, y]) => [cx + (x - cx) * (1 + grow), cy + (y - cy) * (1 + grow)]);
 }
 
 // [probe zoom, digit height at that zoom (0: no writing), turn in degrees, doubtful, a ruled

@@ -84,14 +84,15 @@ async function decode(blob) {
   return canvas;
 }
 
-// Read the page on a canvas: {lines, digits, rejected, turn, noise, timings} (page.js).
-async function readCanvas(canvas, options = {}) {
+// Read the page on a canvas: {lines, digits, rejected, turn, noise, timings, measured} (page.js);
+// `measured`: an earlier frame's, to reuse (the camera).
+async function readCanvas(canvas, options = {}, measured = null) {
   await app.ready;
   const { cv } = app;
   const data = canvas.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, canvas.width, canvas.height);
   const mat = cv.matFromImageData(data);
   try {
-    return await app.page.readPage(cv, mat, app.recognizer, options);
+    return await app.page.readPage(cv, mat, app.recognizer, options, measured);
   } finally {
     mat.delete();
   }
@@ -315,7 +316,33 @@ function setupPhoto() {
 
 // --- camera view ---------------------------------------------------------------------------------
 
-const camera = { stream: null, running: false, frozen: null, frames: 0, since: 0, fps: 0, ms: [], grabMs: [] };
+const camera = { stream: null, running: false, frozen: null, frames: 0, since: 0, fps: 0, ms: [], grabMs: [],
+                 measured: null, sinceMeasured: 0, thumb: null };
+
+// As the Python camera loop (camera_demo/demo.py): a scene's page is measured (its scale and
+// turn) on its first frame and every REMEASURE-th after it, and reused between; a scene ends
+// where a 32x24 thumbnail changes by more than SCENE_CUT (0-255) on average.
+const REMEASURE = 30, SCENE_CUT = 12.0;
+const thumbCanvas = document.createElement("canvas");
+thumbCanvas.width = 32;
+thumbCanvas.height = 24;
+
+function sceneCut(frame) {
+  const t = thumbCanvas.getContext("2d", { willReadFrequently: true });
+  t.drawImage(frame, 0, 0, 32, 24);
+  const data = t.getImageData(0, 0, 32, 24).data;
+  const thumb = new Int16Array(32 * 24 * 3);
+  for (let i = 0, j = 0; i < data.length; i += 4) {
+    thumb[j++] = data[i];
+    thumb[j++] = data[i + 1];
+    thumb[j++] = data[i + 2];
+  }
+  let change = 0;
+  if (camera.thumb) for (let i = 0; i < thumb.length; i++) change += Math.abs(thumb[i] - camera.thumb[i]);
+  const cut = camera.thumb !== null && change / thumb.length > SCENE_CUT;
+  camera.thumb = thumb;
+  return cut;
+}
 
 async function startCamera() {
   if (!navigator.mediaDevices?.getUserMedia) throw new Error("no camera access here: open the app over https or on localhost");
@@ -330,6 +357,8 @@ async function startCamera() {
   camera.since = performance.now();
   camera.ms = [];
   camera.grabMs = [];
+  camera.measured = camera.thumb = null;
+  camera.sinceMeasured = 0;
   $("camera-toggle").textContent = "Stop camera";
   $("camera-freeze").disabled = false;
   cameraLoop();
@@ -379,12 +408,16 @@ async function cameraLoop() {
     const started = performance.now();
     keepLast(camera.grabMs, started - grabbedAt);
     let result;
+    if (sceneCut(grab)) camera.measured = null;
+    const reuse = camera.sinceMeasured < REMEASURE ? camera.measured : null;
     try {
-      result = await readCanvas(grab);
+      result = await readCanvas(grab, {}, reuse);
     } catch (e) {
       status(`Camera: ${e.message}`, true);
       continue;
     }
+    camera.sinceMeasured = reuse !== null && result.measured ? camera.sinceMeasured + 1 : 0;
+    camera.measured = result.measured;
     keepLast(camera.ms, performance.now() - started);
     camera.frames += 1;
     camera.fps = camera.frames / ((performance.now() - camera.since) / 1000);

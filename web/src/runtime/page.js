@@ -28,12 +28,12 @@ export const OPTIONS = Object.freeze({ ...DEFAULT });
 
 // What readPage found, shaped as PageResult.as_dict() (see the module comment).
 export class PageResult {
-  constructor(digits, lines, timings, page = null, rejected = [], turn = 0.0, noise = false) {
-    Object.assign(this, { digits, lines, timings, page, rejected, turn, noise });
+  constructor(digits, lines, timings, page = null, rejected = [], turn = 0.0, noise = false, measured = null) {
+    Object.assign(this, { digits, lines, timings, page, rejected, turn, noise, measured });
   }
 
-  // {lines, digits, rejected, turn, noise, timings, page}: as_dict's keys and rounding, plus
-  // the timings, the page and each digit's input28.
+  // {lines, digits, rejected, turn, noise, timings, page, measured}: as_dict's keys and rounding,
+  // plus the timings, the page, each digit's input28 and what to pass the next frame (`measured`).
   asDict() {
     const digits = this.digits.map((d) => {
       const entry = { box: d.box.map((v) => int(v)), line: d.line, label: d.label,
@@ -44,7 +44,7 @@ export class PageResult {
     });
     return { lines: this.lines, digits, turn: this.turn,
              rejected: this.rejected.map((m) => ({ box: m.box.map((v) => int(v)), kind: m.kind })),
-             noise: this.noise, timings: this.timings, page: this.page };
+             noise: this.noise, timings: this.timings, page: this.page, measured: this.measured };
   }
 }
 
@@ -104,8 +104,10 @@ export function findBlobs(page, height, mp, owned, grid = null) {
 
 // All the digits on a photo of paper (a cv.Mat, RGBA, BGR or gray uint8, the caller's), in reading
 // order: see read_page. A photo that holds too many marks to be writing comes back with no
-// digits and `noise` set. Returns the result's dict (PageResult.asDict()).
-export async function readPage(cvInstance, image, recognizer, options = {}) {
+// digits and `noise` set. Returns the result's dict (PageResult.asDict()). `measured`: an earlier
+// frame's result.measured ({probe, height, turn, shape}, same scene and size): the page's scale
+// and turn are taken from it, not measured again (see page.Measured).
+export async function readPage(cvInstance, image, recognizer, options = {}, measured = null) {
   if (cvInstance) useCv(cvInstance);
   const t0 = performance.now();
   const unknown = Object.keys(options).filter((k) => !(k in DEFAULT));
@@ -117,7 +119,7 @@ export async function readPage(cvInstance, image, recognizer, options = {}) {
   const mp = (shape[0] * shape[1]) / 1e6 * Math.min(1.0, opt.max_side / Math.max(Math.max(...shape), 1)) ** 2;
   const owned = new Owned();
   try {
-    return (await read(image, recognizer, opt, mp, owned)).asDict();
+    return (await read(image, recognizer, opt, mp, owned, measured)).asDict();
   } catch (e) {
     if (!(e instanceof Noise || e instanceof TooManyCrops)) throw e;
     return new PageResult([], [], { total: roundTo(performance.now() - t0, 3) }, null, [], 0.0, true).asDict();
@@ -126,7 +128,7 @@ export async function readPage(cvInstance, image, recognizer, options = {}) {
   }
 }
 
-async function read(image, recognizer, opt, mp, owned) {
+async function read(image, recognizer, opt, mp, owned, reuse) {
   const clock = new Clock();
   const [gray, scale] = toGray(image, opt.max_side);
   owned.add(gray);
@@ -135,9 +137,11 @@ async function read(image, recognizer, opt, mp, owned) {
   const corners = opt.page && Math.min(gray.rows, gray.cols) >= 32 ? findPage(gray) : null;
   clock.lap("page");
 
-  let digits = [], texts = [], marks = [], turn = 0.0;
+  let digits = [], texts = [], marks = [], turn = 0.0, found = null;
   if (Math.min(gray.rows, gray.cols) >= 8) {
-    const measured = measure(gray, corners, opt, mp, owned);
+    const same = reuse && reuse.shape[0] === gray.rows && reuse.shape[1] === gray.cols;
+    const measured = same ? [reuse.probe, reuse.height, reuse.turn, false, null, null]
+      : measure(gray, corners, opt, mp, owned);
     const [probe, height, , doubtful, grid, seen] = measured;
     turn = measured[2];
     clock.lap("measure");
@@ -179,11 +183,13 @@ async function read(image, recognizer, opt, mp, owned) {
       digits = toDigits(image, reads, toInput, recognizer.labels, opt);
       marks = toMarks(image, rejected.concat(dropped.filter(([, kind]) => kind !== "speck")), toInput);
       clock.lap("classify");
+      // a grid's corners move with the camera: measured every frame
+      if (grid === null) found = { probe, height, turn, shape: [gray.rows, gray.cols] };
     }
   }
   const fscale = f32(scale);
   const pageCorners = corners ? corners.map(([x, y]) => [f32(x / fscale), f32(y / fscale)]) : null;
-  return new PageResult(digits, texts, clock.total(), pageCorners, marks, roundTo(turn, 1));
+  return new PageResult(digits, texts, clock.total(), pageCorners, marks, roundTo(turn, 1), false, found);
 }
 
 // A grid's corners (gray's pixels) in the view's pixels, grown by `grow` of its size about its

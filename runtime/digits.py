@@ -414,8 +414,11 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
     if not (digit.all() or opt.keep_all):   # a model that knows "none": doubtful pieces of words
         sure = [r for r in keep if r.probs[digit].max() > 0.9]
         letters = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() > SURE_NONE]
+        # (beside sure digits, a mark that reads as no digit at all, under `reject`, is the letter
+        # of a word: the a and s of a cursive "als" beside its l read as a 1)
         in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure)
-                     and (clean or r.probs[~digit].sum() < IN_NUMBER and not touches(r, letters))]
+                     and (clean or r.probs[~digit].sum() < IN_NUMBER and not touches(r, letters)
+                          and r.probs[digit].max() >= opt.reject)]
         keep += in_number
         rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]

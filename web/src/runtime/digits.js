@@ -631,8 +631,10 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
   if (!(allDigits || opt.keep_all)) {             // a model that knows "none": doubtful pieces of words
     const sure = keep.filter((r) => top(r) > f32(0.9));
     const letters = rejected.filter(([r, kind]) => kind === "none" && none(r) > f32(SURE_NONE)).map(([r]) => r);
+    // (beside sure digits, a mark that reads as no digit at all, under `reject`, is a letter)
     const inNumber = rejected.filter(([r, kind]) => kind === "none" && touches(r, sure)
-      && (clean || (none(r) < f32(IN_NUMBER) && !touches(r, letters)))).map(([r]) => r);
+      && (clean || (none(r) < f32(IN_NUMBER) && !touches(r, letters) && top(r) >= f32(opt.reject))))
+      .map(([r]) => r);
     keep = keep.concat(inNumber);
     rejected = rejected.filter(([r]) => !inNumber.includes(r));
     const nones = rejected.filter(([, kind]) => kind === "none").map(([r]) => r);

@@ -429,6 +429,10 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         printed = printed_like(keep, nones, digit)
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
+        if share >= WORDY_PAGE and print_style(nones, digit) is None:   # a page of handwritten words:
+            unsure = [r for r in keep if r.probs[digit].max() < opt.low_confidence]   # a digit read
+            keep = [r for r in keep if r not in unsure]                   # unsurely there is a letter
+            rejected += [(r, "in a word") for r in unsure]
     by_line = {}
     for r in keep:
         by_line.setdefault(r.line, []).append(r)
@@ -450,6 +454,8 @@ CLEAN_NONE = T["CLEAN_NONE"]  # elsewhere a mark is "none" only above this proba
 CLEAN_PAGE = T["CLEAN_PAGE"]  # under this share (one mark in 30) a sheet holds nothing but writing: there
                        # an unsure read is an odd digit, no digit is part of a word, and a "none"
                        # mark inside a number is a digit
+WORDY_PAGE = T["WORDY_PAGE"]  # a page where this share of the marks is surely "none", none of them print,
+                              # holds handwritten words (a letter, a postcard)
 IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
@@ -498,21 +504,29 @@ def touches(r: Read, others: list) -> int:
     return len(sides)
 
 
-def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
-    """Kept digits set in the page's print. Printed characters share a typeface, a height and an
-    ink: the print's style is read off the marks the classifier called "none" (above
-    `PRINT_SURE`; their median height and darkness, from at least three, a third of them within
-    12% of that height: handwritten signs and letters do not share one). A kept digit of that
-    height (within 12%) and ink (within 0.12 darkness) on a line that holds such print is printed
-    too (a sudoku's givens, a form's row number, a page number in a running head)."""
+def print_style(nones: list, digit: np.ndarray):
+    """The page's print, read off the marks the classifier called "none" (above `PRINT_SURE`):
+    (those marks, their median height) when there are at least three and a third of them are
+    within 12% of that height (printed characters share a typeface and a height; handwritten
+    letters and signs do not), else None."""
     sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
-    if len(sure) < 3 or not keep:
+    if len(sure) < 3:
+        return None
+    height = float(np.median([r.y1 - r.y0 for r in sure]))
+    alike = [r for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.12]
+    return (sure, height) if len(alike) >= max(3, len(sure) / 3) else None
+
+
+def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
+    """Kept digits set in the page's print (`print_style`): of the print's height (within 12%),
+    on a line that holds such print, and with ink as dark as the print's or darker (within 0.12
+    of its median: print is the darkest ink on a sheet, and a hand's shadow darkens it further):
+    a sudoku's givens, a form's row number, a page number in a running head."""
+    style = print_style(nones, digit)
+    if style is None or not keep:
         return []
-    style_h = float(np.median([r.y1 - r.y0 for r in sure]))
+    sure, style_h = style
     style_d = float(np.median([r.darkness for r in sure]))
-    alike = [r for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.12]
-    if len(alike) < max(3, len(sure) / 3):     # no shared height: handwritten signs, not print
-        return []
     print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
     return [r for r in keep if r.line in print_lines and abs((r.y1 - r.y0) / style_h - 1) < 0.12
             and r.darkness > style_d - 0.12]

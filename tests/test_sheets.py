@@ -113,6 +113,18 @@ def test_a_hand_shadow_across_a_sudoku_is_still_paper(hard_dir, rec):
     assert s["digit_accuracy"] >= 0.85 and s["extra"] <= 4, (result.lines, s)
 
 
+def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
+    """A postcard in cursive: a third of its marks are surely not digits and none of them is
+    print, so it is a page of handwritten words. A letter there that reads unsurely as a digit,
+    or that stands beside a sure one and reads as no digit at all (the a and s of "als" beside
+    its l), is set aside as part of a word: of the 18 marks once read as digits, at most the 7
+    the postcard holds are left, every one read surely."""
+    result = read_page(load_image(hard_dir / "EricLBuehler_mistralrs_handwriting.jpg"), rec)
+    assert len(result.digits) <= 7, result.lines
+    assert all(d.prob >= 0.7 for d in result.digits), [(d.label, d.prob) for d in result.digits]
+    assert sum(m.kind == "in a word" for m in result.rejected) >= 10
+
+
 def test_tilted_ruled_page_is_turned_upright(mnist, rec):
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     _, _, images, labels = mnist

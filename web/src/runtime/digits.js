@@ -645,6 +645,11 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const printed = printedLike(keep, nones, digit);
     keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
     rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
+    if (share >= WORDY_PAGE && printStyle(nones, digit) === null) {   // a page of handwritten words:
+      const unsure = keep.filter((r) => top(r) < f32(opt.low_confidence));   // a digit read unsurely
+      keep = keep.filter((r) => !unsure.includes(r));                      // there is a letter
+      rejected = rejected.concat(unsure.map((r) => [r, "in a word"]));
+    }
   }
   const byLine = new Map();
   for (const r of keep) {
@@ -667,6 +672,7 @@ const SURE_NONE_BAND = T["SURE_NONE_BAND"];  // the page's share of such marks c
 const PRINTED_PAGE = T["PRINTED_PAGE"];  // a page where this share of the marks is surely "none" holds print or words
 const CLEAN_NONE = T["CLEAN_NONE"];  // elsewhere a mark is "none" only above this probability
 const CLEAN_PAGE = T["CLEAN_PAGE"];  // under this share a sheet holds nothing but writing
+const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them print: handwritten words
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
@@ -712,14 +718,21 @@ export function touches(r, others) {
   return sides.size;
 }
 
+// The page's print: [its sure "none" marks, their median height], or null (see print_style).
+export function printStyle(nones, digit) {
+  const sure = nones.filter((r) => sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE));
+  if (sure.length < 3) return null;
+  const height = median(sure.map((r) => r.y1 - r.y0));
+  const alike = sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.12);
+  return alike.length >= Math.max(3, sure.length / 3) ? [sure, height] : null;
+}
+
 // Kept digits set in the page's print (see printed_like in digits.py).
 export function printedLike(keep, nones, digit) {
-  const sure = nones.filter((r) => sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE));
-  if (sure.length < 3 || !keep.length) return [];
-  const styleH = median(sure.map((r) => r.y1 - r.y0));
+  const style = printStyle(nones, digit);
+  if (style === null || !keep.length) return [];
+  const [sure, styleH] = style;
   const styleD = median(sure.map((r) => r.darkness));
-  const alike = sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12);
-  if (alike.length < Math.max(3, sure.length / 3)) return [];     // no shared height: handwritten signs
   const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
   return keep.filter((r) => printLines.has(r.line) && Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12
                      && r.darkness > styleD - 0.12);

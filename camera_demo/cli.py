@@ -109,6 +109,7 @@ def cmd_camera(args) -> int:
     from .stabilize import Stabilizer
 
     setup_logging(args.verbose)
+    every = remeasure(args)                 # checked before a camera or a port is opened
     view_name = args.view or ("window" if gui_available() else "http")
     if view_name == "window":
         view = WindowView()
@@ -129,7 +130,7 @@ def cmd_camera(args) -> int:
           f"samples -> {args.samples}", flush=True)
     summary = run(source, recognizer, view, store=SampleStore(args.samples), record=args.record,
                   max_frames=args.max_frames or 0, stabilizer=Stabilizer(window=args.votes),
-                  read_options=read_options(args), name=str(args.source), remeasure=remeasure(args))
+                  read_options=read_options(args), name=str(args.source), remeasure=every)
     print(summary.text(), flush=True)
     return 0
 
@@ -162,6 +163,7 @@ def cmd_bench(args) -> int:
     from .bench import benchmark, format_report, pin_one_core
     from .sources import parse_size
 
+    every = remeasure(args)
     cpu = None if args.no_pin else pin_one_core()
     cv2.setNumThreads(1)
     size = parse_size(args.size)
@@ -171,8 +173,7 @@ def cmd_bench(args) -> int:
 
         raise EdgeDigitsError(f"{args.source}: no frames to time")
     recognizer = Recognizer(args.model, threads=args.threads, backend=args.backend)
-    result = benchmark(recognizer, images, args.frames, read_options=read_options(args),
-                       remeasure=remeasure(args))
+    result = benchmark(recognizer, images, args.frames, read_options=read_options(args), remeasure=every)
     core = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
     result.update(source=what, model_id=recognizer.model_id, backend=recognizer.backend,
                   threads=args.threads, cpu=core, truth=truth)
@@ -180,7 +181,7 @@ def cmd_bench(args) -> int:
         print(json.dumps(result))
         return 0
     title = (f"bench-camera: {what}\n{recognizer.model_id} ({recognizer.backend}, {args.threads} thread), "
-             f"{core}, {args.frames} frames, the page measured every {remeasure(args) or 1} frame(s) of a scene")
+             f"{core}, {args.frames} frames, the page measured every {every or 1} frame(s) of a scene")
     print(format_report(result, title))
     if truth is not None:
         got = "".join(result["lines"])

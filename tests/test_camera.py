@@ -151,6 +151,7 @@ def test_no_camera_and_bad_sources_give_one_line_errors(tmp_path):
     assert "no such file or folder" in camera_error("--source", tmp_path / "missing.mp4")
     (tmp_path / "empty").mkdir()
     assert "no images here" in camera_error("--source", tmp_path / "empty")
+    assert "--remeasure must be 0 or more" in camera_error("--source", "7", "--remeasure", "-1")
 
 
 def test_window_view_on_headless_opencv_says_use_http(photos, tmp_path):

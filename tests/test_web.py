@@ -302,11 +302,14 @@ def test_correction_is_saved_and_downloaded_for_finetune(web_page, paper_dir, tm
 
 
 def test_camera_shows_the_lines_of_the_sheet(web_page, paper_dir, tmp_path):
-    """Chromium's fake camera plays the paper photo at 640x480: the camera view shows its lines."""
+    """Chromium's fake camera plays the paper photo at 640x480: the camera view shows its lines,
+    read (after the first frame) with the page's measurement reused, as the Python loop does."""
     want = python_reading(camera_frame(paper_dir)).lines
     web_page.click("#tabs button[data-view=camera]")
     web_page.click("#camera-toggle")
     web_page.wait_for_function("window.edgedigits.camera.frames >= 3")
+    reused = web_page.evaluate("[window.edgedigits.camera.sinceMeasured, window.edgedigits.camera.measured]")
+    assert reused[0] >= 1 and reused[1]["height"] > 0, reused
     shown = web_page.inner_text("#camera-lines").split()
     web_page.screenshot(path=str(tmp_path / "camera.png"))
     fps = web_page.evaluate("window.edgedigits.camera.fps")

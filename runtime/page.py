@@ -39,6 +39,7 @@ classify  every blob is normalised the MNIST way and classified in one batch; wi
 
 import contextvars
 import time
+from copy import copy
 from dataclasses import dataclass, field, fields
 
 import cv2
@@ -53,6 +54,7 @@ from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rota
 from .tuning import TUNING
 
 _DEFAULT = TUNING["page"]["options"]
+T = TUNING["page"]
 
 
 @dataclass
@@ -216,14 +218,14 @@ def _read_page(image: np.ndarray, recognizer, measured, **options) -> PageResult
             budget = CropBudget(most)
             reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
             first = most - budget.left            # compare turns on what leaves room for a second pass
-            quarter = best_quarter(reads, recognizer, (budget.left - first) // 4) if doubtful else 0
+            looks = quarter_looks(reads, recognizer, (budget.left - first) // 4) if doubtful else None
+            quarter = best_quarter(looks) if looks else 0
             if quarter:                                  # the writing runs another way: turn it
                 turn = ((turn + 90 * quarter + 180) % 360) - 180
-                page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
-                blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0,
-                                                              in_view(grid, to_gray_px))
-                lines = group_lines(blobs, geom, opt.line_gap, rules)
-                reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
+                to_gray_px, reads, dropped = read_view(gray, corners, zoom, turn, grid, opt, recognizer, budget)
+            elif looks and sideways_print(looks):        # print up or down the page: read both ways
+                turn, (to_gray_px, reads, dropped) = better_side(
+                    gray, corners, zoom, turn, grid, opt, recognizer, budget, (to_gray_px, reads, dropped))
             reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
 
             def to_input(points):        # page pixels -> input image pixels
@@ -287,24 +289,73 @@ def probe_rules(page: np.ndarray, opt) -> float:
     return max(page.shape) / 40 if opt.rules and max(page.shape) >= 300 else 0.0
 
 
-def best_quarter(reads: list, recognizer, most=None) -> int:
-    """How many quarter turns (0-3, counter-clockwise) make the page's marks read best: the
-    number of confident digits (best digit class over 0.9, "none" excluded) among the crops as
-    they are and turned by 90, 180 and 270 degrees (the MNIST normalisation commutes with quarter
-    turns). Turning must win clearly; ties stay as they are. Of more than `most` marks, an
-    evenly spaced sample of at most `most` is compared (bounded time)."""
+def quarter_looks(reads: list, recognizer, most=None):
+    """How the page's marks read as they are and turned by 90, 180 and 270 degrees (counter-
+    clockwise; the MNIST normalisation commutes with quarter turns): for each turn, (confident
+    digits: best digit class over 0.9, "none" left out; those of them that are not 1s; the mean
+    "none" probability). None for fewer than 2 marks. Of more than `most` marks, an evenly
+    spaced sample of at most `most` is looked at (bounded time)."""
     if len(reads) < 2 or (most is not None and most < 2):
-        return 0
+        return None
     if most is not None and len(reads) > most:
         reads = reads[::-(-len(reads) // most)]
     crops = np.stack([r.crop28 for r in reads])
     digits = np.array([label.isdigit() for label in recognizer.labels])
-    counts = []
+    one = [label for label in recognizer.labels if label.isdigit()].index("1")
+    looks = []
     for k in range(4):
         probs = recognizer.predict(np.ascontiguousarray(np.rot90(crops, k, axes=(1, 2))))
-        counts.append(int((probs[:, digits].max(1) > 0.9).sum()))
+        sure = probs[:, digits].max(1) > 0.9
+        ones = probs[:, digits].argmax(1) == one
+        none = probs[:, ~digits].astype(np.float64).sum(1)
+        looks.append((int(sure.sum()), int((sure & ~ones).sum()), float(none.mean()) if none.size else 0.0))
+    return looks
+
+
+def best_quarter(looks: list) -> int:
+    """How many quarter turns (0-3) make the page's marks read best (`quarter_looks`): the most
+    confident digits. Turning must win clearly; ties stay as they are."""
+    counts = [sure for sure, _, _ in looks]
     k = int(np.argmax(counts))
     return k if counts[k] > 1.3 * counts[0] + 2 else 0
+
+
+def sideways_print(looks: list) -> bool:
+    """Whether the page's marks are print running up or down the page (`quarter_looks`): as they
+    are, the confident reads are nearly all 1s (a printed word on its side reads as a row of 1s),
+    and a quarter turn either way makes them far more surely "none" (the classifier knows upright
+    print, and that a digit on its side is none): a form photographed at 90 degrees."""
+    sure, not_ones, none = looks[0]
+    return sure >= 4 and not_ones <= 0.25 * sure and (looks[1][2] + looks[3][2]) / 2 > none + 0.15
+
+
+def read_view(gray, corners, zoom: float, turn: float, grid, opt, recognizer, budget):
+    """The page viewed at `zoom` and turned by `turn`, its marks found and classified:
+    (homography view px -> gray px, reads, dropped marks)."""
+    page, to_gray_px = page_view(gray, corners, zoom, turn, grid)
+    blobs, ink, geom, rules, dropped = find_blobs(page, opt.digit_height if opt.rules else 0.0,
+                                                  in_view(grid, to_gray_px))
+    lines = group_lines(blobs, geom, opt.line_gap, rules)
+    return to_gray_px, classify_blobs(lines, ink, geom, recognizer, opt, budget), dropped
+
+
+def better_side(gray, corners, zoom, turn, grid, opt, recognizer, budget, as_is):
+    """(turn, read_view's result) of the page turned a quarter either way, whichever keeps the
+    surer digits (the sum of their probabilities, after `finish_lines` sets print and words
+    aside): print runs up or down the page (`sideways_print`), and only its handwriting tells
+    which way is up. The page `as_is` (turn unchanged) if the crop budget runs out first."""
+    tried = []
+    for quarter in (1, 3):
+        turned = ((turn + 90 * quarter + 180) % 360) - 180
+        try:
+            view = read_view(gray, corners, zoom, turned, grid, opt, recognizer, budget)
+        except (_Noise, TooManyCrops):
+            return turn, as_is
+        kept = finish_lines([copy(r) for r in view[1]], recognizer.labels, opt, recognizer.none_threshold)[0]
+        digit = np.array([label.isdigit() for label in recognizer.labels])
+        tried.append((sum(float(r.probs[digit].max()) for r in kept), turned, view))
+    best = max(tried, key=lambda t: t[0])          # the first of equals: a quarter turn left
+    return best[1], best[2]
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -338,23 +389,54 @@ def find_page(gray: np.ndarray):
     The largest bright and smooth region of a 320 px thumbnail (`ink.bright_region`) is
     approximated by a quadrilateral, which must cover 4-90% of the photo, fill it
     well, and be at least twice as bright as what lies outside it (so a shadow across a cropped
-    sheet is not taken for a page edge).
+    sheet is not taken for a page edge). A white sheet on a light table (marble, a pale desk) is
+    one bright region with the table; its edge, though, is a line where the thumbnail is not
+    smooth, all around it: then the sheet is a smooth part of the thumbnail that its own edge
+    encloses, if one makes such a quadrilateral, clear of the photo's border and brighter than
+    what lies around it (`LIGHT_TABLE`).
     """
     found = bright_region(gray)
     if found is None or found[3] is None:
         return None
-    t, s, _, sheet = found
-    quad = quadrilateral(sheet)
+    t, s, smooth, region = found
+    quad = sheet_quad(t, region, 0.5)
+    if quad is None:
+        quad = next((q for q in (sheet_quad(t, c, LIGHT_TABLE) for c in smooth_parts(t, smooth))
+                     if q is not None), None)
+    return None if quad is None else order_corners(quad) / s
+
+
+LIGHT_TABLE = T["LIGHT_TABLE"]   # a sheet on a light table: what lies around it is at most this bright
+
+
+def sheet_quad(t: np.ndarray, contour: np.ndarray, contrast: float):
+    """The quadrilateral (thumbnail pixels) of a bright region's `contour` if it can be a sheet:
+    like a photographed rectangle, clear of the photo's border, 4-90% of the photo, filled by
+    the region, and what lies outside it at most `contrast` times as bright; else None."""
+    quad = quadrilateral(contour)
     if quad is None or not rectangle_like(quad) or on_border(quad, t.shape):
         return None
     area = cv2.contourArea(quad)
-    if not 0.04 <= area / t.size <= 0.9 or cv2.contourArea(sheet) < 0.85 * area:
+    if not 0.04 <= area / t.size <= 0.9 or cv2.contourArea(contour) < 0.85 * area:
         return None
     inside = np.zeros(t.shape, np.uint8)
     cv2.fillPoly(inside, [np.round(quad).astype(np.int32)], 255)
-    if t[inside == 0].mean() > 0.5 * t[inside > 0].mean():
+    if t[inside == 0].mean() > contrast * t[inside > 0].mean():
         return None
-    return order_corners(quad) / s
+    return quad
+
+
+def smooth_parts(t: np.ndarray, smooth: np.ndarray, most: int = 4) -> list:
+    """The outer contours of the `most` largest smooth parts of the thumbnail `t` (4-connected,
+    each at least 4% of it), largest first: a sheet's margins, held within its edge."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(smooth.astype(np.uint8), connectivity=4)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = [int(i) + 1 for i in np.argsort(-areas, kind="stable") if areas[i] >= 0.04 * t.size][:most]
+    contours = []
+    for i in order:
+        found, _ = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours.append(max(found, key=cv2.contourArea))
+    return contours
 
 
 def on_border(quad: np.ndarray, shape: tuple, margin: float = 0.015) -> bool:

@@ -6,7 +6,8 @@ are short strokes. These steps use that:
 writing_angle   the skew of the page, from its long straight lines (Hough) or else from its
                 lines of writing (a projection profile), and whether the writing may run up or
                 down the page (the angles between neighbouring marks, the "docstrum", say so;
-                then `page.best_quarter` asks the classifier which quarter turn reads best).
+                then `page.best_quarter` asks the classifier which quarter turn reads best,
+                and `page.sideways_print` whether print runs up or down the page).
 find_rules      the long horizontal and vertical lines of the ink mask (a morphological opening
                 with a kernel longer than any digit stroke), taken out of the mask; a digit stroke
                 that crosses a rule is put back (the rule's pixels with ink just above and below).

@@ -268,20 +268,22 @@ def test_the_crop_budget_bounds_every_pass(paper_dir, rec, monkeypatch):
 
 
 def test_quarter_turns_are_compared_on_a_sample_of_many_marks(mnist, rec):
-    """`best_quarter` compares the four quarter turns of at most `most` marks, evenly spaced: on
-    600 MNIST digits turned a quarter it finds the same turn from 100 of them, in 4 batches of 100."""
+    """`quarter_looks` reads the four quarter turns of at most `most` marks, evenly spaced: on
+    600 MNIST digits turned a quarter `best_quarter` finds the same turn from 100 of them, in 4
+    batches of 100; handwritten digits on their side are not sideways print."""
     from types import SimpleNamespace
 
-    from edgedigits.runtime.page import best_quarter
+    from edgedigits.runtime.page import best_quarter, quarter_looks, sideways_print
 
     digits = mnist[2][:600].astype(np.float32) / 255
     reads = [SimpleNamespace(crop28=np.ascontiguousarray(np.rot90(d))) for d in digits]
     everything, sampled = Counting(rec), Counting(rec)
-    assert best_quarter(reads, everything) == 3 and everything.calls == [600] * 4
-    assert best_quarter(reads, sampled, most=100) == 3 and sampled.calls == [100] * 4
-    assert best_quarter(reads[:90], Counting(rec), most=100) == 3       # fewer than `most`: all of them
+    looks = quarter_looks(reads, everything)
+    assert best_quarter(looks) == 3 and everything.calls == [600] * 4 and not sideways_print(looks)
+    assert best_quarter(quarter_looks(reads, sampled, most=100)) == 3 and sampled.calls == [100] * 4
+    assert best_quarter(quarter_looks(reads[:90], Counting(rec), most=100)) == 3   # fewer than `most`: all
     nothing = Counting(rec)
-    assert best_quarter(reads, nothing, most=1) == 0 and nothing.calls == []   # no room: as it is
+    assert quarter_looks(reads, nothing, most=1) is None and nothing.calls == []   # no room: as it is
 
 
 def test_a_page_turned_a_quarter_is_read_within_its_budget(mnist, rec, monkeypatch):

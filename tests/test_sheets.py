@@ -125,6 +125,25 @@ def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
     assert sum(m.kind == "in a word" for m in result.rejected) >= 10
 
 
+def test_a_form_on_a_light_table_photographed_sideways_is_read_upright(hard_dir, rec):
+    """A printed form on white marble at about 60 and 90 degrees: the sheet is told from the
+    light table by its own edge (the smooth part of the photo the edge encloses), its print is
+    found to run up the page (on its side a printed word reads as a row of 1s, turned it reads
+    as print), and of the two quarter turns the one that reads the handwriting is kept: the five
+    handwritten digits in its boxes, in the sheet's own reading order."""
+    from edgedigits.runtime.evaluate import read_labels
+    from edgedigits.runtime.page import find_page, to_gray
+
+    labels = dict(read_labels(hard_dir))
+    for name in ("kawalc1_IMG_4218.jpg", "kawalc1_IMG_4221.jpg"):
+        image = load_image(hard_dir / name)
+        assert find_page(to_gray(image, 2000)[0]) is not None, name
+        result = read_page(image, rec)
+        assert abs(abs(result.turn) - 90) < 30, (name, result.turn)
+        s = score(result.lines, labels[name])
+        assert s["lines_exact"] == 2 and s["extra"] <= 1, (name, result.lines)
+
+
 def test_tilted_ruled_page_is_turned_upright(mnist, rec):
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     _, _, images, labels = mnist

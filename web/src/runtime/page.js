@@ -166,14 +166,14 @@ async function read(image, recognizer, opt, mp, owned, reuse) {
       const budget = new CropBudget(most);
       let reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
       const first = most - budget.left;           // compare turns on what leaves room for a second pass
-      const quarter = doubtful ? await bestQuarter(reads, recognizer, Math.floor((budget.left - first) / 4)) : 0;
+      const looks = doubtful ? await quarterLooks(reads, recognizer, Math.floor((budget.left - first) / 4)) : null;
+      const quarter = looks ? bestQuarter(looks) : 0;
+      const view = [gray, corners, zoom, grid, opt, recognizer, budget, mp, owned];
       if (quarter) {                              // the writing runs another way: turn it
         turn = mod(turn + 90 * quarter + 180, 360) - 180;
-        [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
-        owned.add(page);
-        [blobs, ink, geom, rules, dropped] = findBlobs(page, ruleHeight, mp, owned, inView(grid, toGrayPx));
-        lines = groupLines(blobs, geom, opt.line_gap, rules);
-        reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
+        [toGrayPx, reads, dropped] = await readView(turn, ...view);
+      } else if (looks && sidewaysPrint(looks)) {  // print up or down the page: read both ways
+        [turn, [toGrayPx, reads, dropped]] = await betterSide(turn, view, [toGrayPx, reads, dropped]);
       }
       let rejected;
       [reads, texts, rejected] = finishLines(reads, recognizer.labels, opt, recognizer.none_threshold);
@@ -259,31 +259,92 @@ function rot90(crop, k, out, at) {
   }
 }
 
-// How many quarter turns (0-3, counter-clockwise) make the page's marks read best: see
-// page.best_quarter. Of more than `most` marks, an evenly spaced sample of at most `most`.
-export async function bestQuarter(reads, recognizer, most = null) {
-  if (reads.length < 2 || (most !== null && most < 2)) return 0;
+// For each quarter turn (0-3, counter-clockwise) of the page's marks: [confident digits, those
+// of them not 1s, mean "none" probability], or null for fewer than 2 marks (see
+// page.quarter_looks). Of more than `most` marks, an evenly spaced sample of at most `most`.
+export async function quarterLooks(reads, recognizer, most = null) {
+  if (reads.length < 2 || (most !== null && most < 2)) return null;
   if (most !== null && reads.length > most) {
     const step = Math.ceil(reads.length / most);
     reads = reads.filter((_, i) => i % step === 0);
   }
   const digits = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
+  const one = recognizer.labels.indexOf("1");
   const c = recognizer.labels.length;
-  const counts = [];
+  const looks = [];
   for (let k = 0; k < 4; k++) {
     const crops = new Float32Array(reads.length * 784);
     reads.forEach((r, i) => rot90(r.crop28, k, crops, i * 784));
     const probs = await recognizer.predict(crops);
-    let count = 0;
+    let sure = 0, notOnes = 0, none = 0;
     for (let i = 0; i < reads.length; i++) {
-      let best = -Infinity;
-      for (let j = 0; j < c; j++) if (digits[j]) best = Math.max(best, probs[i * c + j]);
-      if (best > 0.9) count++;
+      let best = -Infinity, at = -1, rest = 0;
+      for (let j = 0; j < c; j++) {
+        const p = probs[i * c + j];
+        if (!digits[j]) rest += p;
+        else if (p > best) [best, at] = [p, j];
+      }
+      if (best > 0.9) {
+        sure++;
+        if (at !== one) notOnes++;
+      }
+      none += rest;
     }
-    counts.push(count);
+    looks.push([sure, notOnes, none / reads.length]);
   }
+  return looks;
+}
+
+// How many quarter turns make the marks read best (see page.best_quarter).
+export function bestQuarter(looks) {
+  const counts = looks.map(([sure]) => sure);
   const k = argmax(counts);
   return counts[k] > 1.3 * counts[0] + 2 ? k : 0;
+}
+
+// Whether the page's marks are print running up or down the page (see page.sideways_print).
+export function sidewaysPrint(looks) {
+  const [sure, notOnes, none] = looks[0];
+  return sure >= 4 && notOnes <= 0.25 * sure && (looks[1][2] + looks[3][2]) / 2 > none + 0.15;
+}
+
+// [toGrayPx, reads, dropped] of the page viewed at `zoom` and turned by `turn` (page.read_view).
+async function readView(turn, gray, corners, zoom, grid, opt, recognizer, budget, mp, owned) {
+  const [page, toGrayPx] = pageView(gray, corners, zoom, turn, grid);
+  owned.add(page);
+  const [blobs, ink, geom, rules, dropped] = findBlobs(page, opt.rules ? opt.digit_height : 0.0, mp, owned,
+                                                      inView(grid, toGrayPx));
+  const lines = groupLines(blobs, geom, opt.line_gap, rules);
+  return [toGrayPx, await classifyBlobs(lines, ink, geom, recognizer, opt, budget), dropped];
+}
+
+// [turn, readView's result] of the page turned a quarter either way, whichever keeps the surer
+// digits; `asIs` with the turn unchanged if the crop budget runs out first (page.better_side).
+async function betterSide(turn, view, asIs) {
+  const [, , , , opt, recognizer] = view;
+  const digit = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
+  const tried = [];
+  for (const quarter of [1, 3]) {
+    const turned = mod(turn + 90 * quarter + 180, 360) - 180;
+    let found;
+    try {
+      found = await readView(turned, ...view);
+    } catch (e) {
+      if (e instanceof Noise || e instanceof TooManyCrops) return [turn, asIs];
+      throw e;
+    }
+    const copies = found[1].map((r) => Object.assign(Object.create(Object.getPrototypeOf(r)), r));
+    const [kept] = finishLines(copies, recognizer.labels, opt, recognizer.none_threshold);
+    let score = 0;
+    for (const r of kept) {
+      let best = -Infinity;
+      for (let j = 0; j < digit.length; j++) if (digit[j]) best = Math.max(best, r.probs[j]);
+      score += best;
+    }
+    tried.push([score, turned, found]);
+  }
+  const best = tried[1][0] > tried[0][0] ? tried[1] : tried[0];   // the first of equals: a quarter left
+  return [best[1], best[2]];
 }
 
 // --- input --------------------------------------------------------------------------------------
@@ -324,19 +385,45 @@ function contourArea(points) {
 }
 
 // Corners ([[x, y]] x 4, gray's pixels, float32) of a bright sheet clearly lit above a darker
-// desk, else null: see page.find_page.
+// desk, or of a white sheet on a light table, else null: see page.find_page.
 export function findPage(gray) {
   const found = brightRegion(gray);
   if (found === null) return null;
-  const mats = [];
   try {
     if (found.contour === null) return null;
-    const { t, s, contour } = found;
-    const quad = quadrilateral(contour);
-    if (quad === null || !rectangleLike(quad) || onBorder(quad, [t.rows, t.cols])) return null;
-    const area = contourArea(quad);
-    const share = area / (t.rows * t.cols);
-    if (!(0.04 <= share && share <= 0.9) || cv.contourArea(contour, false) < 0.85 * area) return null;
+    const { t, s, smooth, contour } = found;
+    let quad = sheetQuad(t, contour, 0.5);
+    if (quad === null) {
+      const parts = smoothParts(t, smooth);
+      try {
+        for (const part of parts) {
+          quad = sheetQuad(t, part, LIGHT_TABLE);
+          if (quad !== null) break;
+        }
+      } finally {
+        for (const part of parts) part.delete();
+      }
+    }
+    if (quad === null) return null;
+    const fs = f32(s);
+    return orderCorners(quad).map(([x, y]) => [f32(x / fs), f32(y / fs)]);
+  } finally {
+    found.delete();
+  }
+}
+
+const LIGHT_TABLE = TUNING["page"]["LIGHT_TABLE"];   // a sheet on a light table: what lies around it is at most this bright
+
+// The quadrilateral (thumbnail pixels) of a bright region's contour if it can be a sheet, else
+// null (see page.sheet_quad).
+function sheetQuad(t, contour, contrast) {
+  const quad = quadrilateral(contour);
+  if (quad === null || !rectangleLike(quad) || onBorder(quad, [t.rows, t.cols])) return null;
+  const area = contourArea(quad);
+  const share = area / (t.rows * t.cols);
+  if (!(0.04 <= share && share <= 0.9) || cv.contourArea(contour, false) < 0.85 * area) return null;
+  const mats = [];
+  try {
     const inside = cv.Mat.zeros(t.rows, t.cols, cv.CV_8UC1);
     mats.push(inside);
     const poly = cv.matFromArray(4, 1, cv.CV_32SC2, quad.flatMap(([x, y]) => [round(x), round(y)]));
@@ -348,12 +435,49 @@ export function findPage(gray) {
     const outside = new cv.Mat();
     mats.push(outside);
     cv.threshold(inside, outside, 0, 255, cv.THRESH_BINARY_INV);
-    if (cv.mean(t, outside)[0] > 0.5 * cv.mean(t, inside)[0]) return null;
-    const fs = f32(s);
-    return orderCorners(quad).map(([x, y]) => [f32(x / fs), f32(y / fs)]);
+    return cv.mean(t, outside)[0] > contrast * cv.mean(t, inside)[0] ? null : quad;
   } finally {
     for (const m of mats) m.delete();
-    found.delete();
+  }
+}
+
+// The outer contours (Mats, the caller's) of the `most` largest smooth parts of the thumbnail,
+// 4-connected, each at least 4% of it, largest first (see page.smooth_parts).
+function smoothParts(t, smooth, most = 4) {
+  const labels = new cv.Mat(), stats = new cv.Mat(), centroids = new cv.Mat();
+  const contours = [];
+  try {
+    const n = cv.connectedComponentsWithStats(smooth, labels, stats, centroids, 4, cv.CV_32S);
+    const S = stats.data32S;
+    const area = (i) => S[5 * i + 4];                              // CC_STAT_AREA
+    const order = [];
+    for (let i = 1; i < n; i++) order.push(i);
+    order.sort((a, b) => area(b) - area(a) || a - b);            // stable: equal areas in label order
+    const size = t.rows * t.cols;
+    const L = labels.data32S;
+    for (const i of order.filter((j) => area(j) >= 0.04 * size).slice(0, most)) {
+      const mask = new cv.Mat(t.rows, t.cols, cv.CV_8UC1);
+      const M = mask.data;
+      for (let k = 0; k < L.length; k++) M[k] = L[k] === i ? 1 : 0;
+      const found = new cv.MatVector(), hierarchy = new cv.Mat();
+      cv.findContours(mask, found, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
+      let best = -1, bestArea = -Infinity;
+      for (let k = 0; k < found.size(); k++) {   // max(found, key=cv2.contourArea): the first largest
+        const c = found.get(k);
+        const a = cv.contourArea(c, false);
+        if (a > bestArea) [best, bestArea] = [k, a];
+        c.delete();
+      }
+      if (best >= 0) contours.push(found.get(best));
+      found.delete();
+      hierarchy.delete();
+      mask.delete();
+    }
+    return contours;
+  } finally {
+    labels.delete();
+    stats.delete();
+    centroids.delete();
   }
 }
 

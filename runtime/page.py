@@ -12,8 +12,8 @@ The stages, as timed in `result.timings` (ms):
 
 prepare   greyscale; photos with a side over `max_side` are shrunk first (bounded time and memory).
 page      a bright sheet on a darker desk is found on a thumbnail (bright and smooth, where a desk
-          is dark or textured) and later warped flat by a perspective transform; a photo that is
-          already the page is used whole.
+          is dark or textured), or a white sheet on a light table by its own edge, and later
+          warped flat by a perspective transform; a photo that is already the page is used whole.
 measure   the page is looked at on a 600 px view: its rules taken out (`rules.py`), the writing's
           height measured, its skew found (rules, or the lines of writing), a ruled grid's
           border found (the page is then warped so that the grid is square), and whether the
@@ -32,9 +32,10 @@ lines     blobs are chained into lines left to right; a wide gap starts a new li
 classify  every blob is normalised the MNIST way and classified in one batch; wide blobs are cut
           at thin joins or outline dips, and the cut whose pieces the classifier reads best (with
           a prior on digit width) wins; where the direction was doubtful the four quarter turns
-          are compared; what is not a digit is set aside with its reason (`result.rejected`: the
-          model's "none", a letter of a word, the page's print, doubtful shapes); boxes are
-          mapped back to the input photo.
+          are compared (print running up or down the page, which reads as rows of 1s: the page
+          is read a quarter turn each way, the surer handwriting kept); what is not a digit is
+          set aside with its reason (`result.rejected`: the model's "none", a letter of a word,
+          the page's print, doubtful shapes); boxes are mapped back to the input photo.
 """
 
 import contextvars
@@ -344,6 +345,7 @@ def better_side(gray, corners, zoom, turn, grid, opt, recognizer, budget, as_is)
     surer digits (the sum of their probabilities, after `finish_lines` sets print and words
     aside): print runs up or down the page (`sideways_print`), and only its handwriting tells
     which way is up. The page `as_is` (turn unchanged) if the crop budget runs out first."""
+    digit = np.array([label.isdigit() for label in recognizer.labels])
     tried = []
     for quarter in (1, 3):
         turned = ((turn + 90 * quarter + 180) % 360) - 180
@@ -351,8 +353,9 @@ def better_side(gray, corners, zoom, turn, grid, opt, recognizer, budget, as_is)
             view = read_view(gray, corners, zoom, turned, grid, opt, recognizer, budget)
         except (_Noise, TooManyCrops):
             return turn, as_is
+        # (copies: finish_lines renumbers the lines of what it keeps; the chosen reads are
+        # finished again by the caller)
         kept = finish_lines([copy(r) for r in view[1]], recognizer.labels, opt, recognizer.none_threshold)[0]
-        digit = np.array([label.isdigit() for label in recognizer.labels])
         tried.append((sum(float(r.probs[digit].max()) for r in kept), turned, view))
     best = max(tried, key=lambda t: t[0])          # the first of equals: a quarter turn left
     return best[1], best[2]

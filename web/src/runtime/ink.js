@@ -506,23 +506,30 @@ export function brightRegion(gray, kernel = cv.MORPH_ELLIPSE) {
     }
     morphology(region, cv.MORPH_CLOSE, kernel, 15);
     morphology(region, cv.MORPH_OPEN, kernel, 9);
-    const contours = new cv.MatVector(), hierarchy = tmp.mat();
-    try {
-      cv.findContours(region, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
-      let best = -1, bestArea = -Infinity;
-      for (let i = 0; i < contours.size(); i++) {   // max(contours, key=cv2.contourArea): the first largest
-        const c = contours.get(i);
-        const area = cv.contourArea(c, false);
-        if (area > bestArea) [best, bestArea] = [i, area];
-        c.delete();
-      }
-      if (best >= 0) found.contour = contours.get(best);
-    } finally {
-      contours.delete();
-    }
+    found.contour = largestContour(region);
     return found;
   } finally {
     tmp.free();
+  }
+}
+
+// The largest outer contour of a 0/1 or 0/255 mask (a Mat, the caller's), or null:
+// max(cv2.findContours(mask, RETR_EXTERNAL, ...)[0], key=cv2.contourArea), the first largest.
+export function largestContour(mask) {
+  const contours = new cv.MatVector(), hierarchy = new cv.Mat();
+  try {
+    cv.findContours(mask, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
+    let best = -1, bestArea = -Infinity;
+    for (let i = 0; i < contours.size(); i++) {
+      const c = contours.get(i);
+      const area = cv.contourArea(c, false);
+      if (area > bestArea) [best, bestArea] = [i, area];
+      c.delete();
+    }
+    return best >= 0 ? contours.get(best) : null;
+  } finally {
+    contours.delete();
+    hierarchy.delete();
   }
 }
 

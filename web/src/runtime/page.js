@@ -15,7 +15,7 @@
 
 import { cv, useCv } from "./cv.js";
 import { CropBudget, TooManyCrops, classifyBlobs, finishLines, groupLines, toDigits, toMarks } from "./digits.js";
-import { brightRegion, downscale, findBlobs as inkBlobs } from "./ink.js";
+import { brightRegion, downscale, findBlobs as inkBlobs, largestContour } from "./ink.js";
 import { findGrid, orderCorners, quadrilateral, rectangleLike, rotation, writingAngle } from "./rules.js";
 import { TUNING } from "./tuning.js";
 import { argmax, clip, diag3, int, inv3, matmul3, median, mod, round, roundTo } from "./np.js";
@@ -459,18 +459,8 @@ function smoothParts(t, smooth, most = 4) {
       const mask = new cv.Mat(t.rows, t.cols, cv.CV_8UC1);
       const M = mask.data;
       for (let k = 0; k < L.length; k++) M[k] = L[k] === i ? 1 : 0;
-      const found = new cv.MatVector(), hierarchy = new cv.Mat();
-      cv.findContours(mask, found, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
-      let best = -1, bestArea = -Infinity;
-      for (let k = 0; k < found.size(); k++) {   // max(found, key=cv2.contourArea): the first largest
-        const c = found.get(k);
-        const a = cv.contourArea(c, false);
-        if (a > bestArea) [best, bestArea] = [k, a];
-        c.delete();
-      }
-      if (best >= 0) contours.push(found.get(best));
-      found.delete();
-      hierarchy.delete();
+      const contour = largestContour(mask);
+      if (contour !== null) contours.push(contour);
       mask.delete();
     }
     return contours;

@@ -426,10 +426,11 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         words = set() if clean else wordy(keep, nones)
         in_word = [r for r in keep if not clean and (r in words or touches(r, nones) == 2
                                                      or (r.probs[digit].max() < IN_WORD and touches(r, nones)))]
-        printed = printed_like(keep, nones, digit)
+        style = print_style(nones, digit)
+        printed = printed_like(keep, style)
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
-        if share >= WORDY_PAGE and print_style(nones, digit) is None:   # a page of handwritten words:
+        if share >= WORDY_PAGE and style is None:              # a page of handwritten words:
             unsure = [r for r in keep if r.probs[digit].max() < opt.low_confidence]   # a digit read
             keep = [r for r in keep if r not in unsure]                   # unsurely there is a letter
             rejected += [(r, "in a word") for r in unsure]
@@ -517,12 +518,11 @@ def print_style(nones: list, digit: np.ndarray):
     return (sure, height) if len(alike) >= max(3, len(sure) / 3) else None
 
 
-def printed_like(keep: list, nones: list, digit: np.ndarray) -> list:
-    """Kept digits set in the page's print (`print_style`): of the print's height (within 12%),
-    on a line that holds such print, and with ink as dark as the print's or darker (within 0.12
-    of its median: print is the darkest ink on a sheet, and a hand's shadow darkens it further):
-    a sudoku's givens, a form's row number, a page number in a running head."""
-    style = print_style(nones, digit)
+def printed_like(keep: list, style) -> list:
+    """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
+    (within 12%), on a line that holds such print, and with ink as dark as the print's or darker
+    (within 0.12 of its median: print is the darkest ink on a sheet, and a hand's shadow darkens
+    it further): a sudoku's givens, a form's row number, a page number in a running head."""
     if style is None or not keep:
         return []
     sure, style_h = style

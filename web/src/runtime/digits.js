@@ -642,10 +642,11 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const words = clean ? new Set() : wordy(keep, nones);
     const inWord = keep.filter((r) => !clean && (words.has(r) || touches(r, nones) === 2
                                                  || (top(r) < f32(IN_WORD) && touches(r, nones))));
-    const printed = printedLike(keep, nones, digit);
+    const style = printStyle(nones, digit);
+    const printed = printedLike(keep, style);
     keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
     rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
-    if (share >= WORDY_PAGE && printStyle(nones, digit) === null) {   // a page of handwritten words:
+    if (share >= WORDY_PAGE && style === null) {                  // a page of handwritten words:
       const unsure = keep.filter((r) => top(r) < f32(opt.low_confidence));   // a digit read unsurely
       keep = keep.filter((r) => !unsure.includes(r));                      // there is a letter
       rejected = rejected.concat(unsure.map((r) => [r, "in a word"]));
@@ -727,9 +728,8 @@ export function printStyle(nones, digit) {
   return alike.length >= Math.max(3, sure.length / 3) ? [sure, height] : null;
 }
 
-// Kept digits set in the page's print (see printed_like in digits.py).
-export function printedLike(keep, nones, digit) {
-  const style = printStyle(nones, digit);
+// Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py).
+export function printedLike(keep, style) {
   if (style === null || !keep.length) return [];
   const [sure, styleH] = style;
   const styleD = median(sure.map((r) => r.darkness));

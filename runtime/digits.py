@@ -173,6 +173,8 @@ def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
     """
     labels = ink.labels[b.y0:b.y1, b.x0:b.x1]
     mask = labels == b.ids[0] if len(b.ids) == 1 else np.isin(labels, b.ids)
+    if ink.ruled is not None:
+        mask &= ~rule_scraps(mask, ink.ruled[b.y0:b.y1, b.x0:b.x1] > 0, ink.bridge)
     flat = ink.flat[b.y0:b.y1, b.x0:b.x1].astype(np.float32)
     darkness = np.minimum((ink.paper - flat) * (1.0 / max(ink.paper - ink.darkest, 1.0)), 1.0) * mask
     # a much fainter print that the writing touches (a form's guide glyph, a faint rule) is not
@@ -183,6 +185,26 @@ def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
         core = (darkness >= FAINT * float(np.percentile(inked, 90))).astype(np.uint8)
         darkness[cv2.dilate(core, np.ones((3, 3), np.uint8)) == 0] = 0
     return darkness
+
+
+def rule_scraps(mask: np.ndarray, ruled: np.ndarray, k: int) -> np.ndarray:
+    """The pixels of a blob (`mask`) put back on a rule (`ruled`: where rules were) that no
+    stroke of its own crosses: its own other ink is not within k px both above and below them
+    (or left and right). A stroke that crosses a rule keeps its pixels on it; where a digit
+    above a rule and one below it both touch it, the piece of rule between them, put back as
+    a crossing, is a scrap of neither (a dash under a 5 reads as "none")."""
+    back = mask & ruled
+    if not back.any():
+        return back
+    own = mask & ~ruled
+    h, w = own.shape
+    up, down, left, right = (np.zeros_like(own) for _ in range(4))
+    for d in range(1, min(k, max(h, w))):
+        up[d:] |= own[:-d]
+        down[:-d] |= own[d:]
+        left[:, d:] |= own[:, :-d]
+        right[:, :-d] |= own[:, d:]
+    return back & ~((up & down) | (left & right))
 
 
 def ink_darkness(v: np.ndarray) -> float:

@@ -209,11 +209,15 @@ class Blob:
 
 @dataclass
 class Ink:
-    """What the classifier needs to cut crops: the label image and the flattened page."""
+    """What the classifier needs to cut crops: the label image and the flattened page, and
+    where rules were taken out of the ink (`ruled`, None without rules) with the gap a stroke
+    crossing one bridges (`bridge` px, `rules.find_rules`)."""
     labels: np.ndarray
     flat: np.ndarray
     paper: float
     darkest: float
+    ruled: np.ndarray | None = None
+    bridge: int = 0
 
 
 @dataclass
@@ -344,7 +348,7 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0, grid=None):
     if len(blobs) <= MAX_PIECES:  # more is noise, not writing: left unmerged (page.py reports it)
         blobs = merge_pieces(blobs, geom)
     blobs = keep(blobs, lambda b: max(b.h, b.w) >= 0.25 * height, "speck", dropped)
-    return blobs, Ink(labels, flat, paper, darkest), geom, rules, dropped
+    return blobs, Ink(labels, flat, paper, darkest, rules.mask, rules.bridge), geom, rules, dropped
 
 
 def cell_wall(b: Blob, rules: np.ndarray, stroke: float) -> bool:

@@ -267,6 +267,7 @@ class Rules:
     vertical: list = field(default_factory=list)
     mask: np.ndarray | None = None
     boxes: list = field(default_factory=list)       # (x0, y0, x1, y1) of form boxes taken out
+    bridge: int = 0             # the gap (px) across a rule that a stroke crossing it bridges
 
     def __bool__(self):
         return bool(self.horizontal or self.vertical or self.boxes)
@@ -377,6 +378,7 @@ def find_rules(mask: np.ndarray, height: float) -> tuple:
     width = cv2.countNonZero(lines) / max(1, total)          # rule pixels per unit of length
     rest = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     k = int(np.ceil(width)) + 6                          # the run and its 2 px margins
+    rules.bridge = k
     bridge_v = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
     bridge_h = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
     keep = cv2.bitwise_or(cv2.bitwise_and(bridge_v, hor), cv2.bitwise_and(bridge_h, ver))

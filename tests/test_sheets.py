@@ -60,6 +60,29 @@ def test_rules_are_taken_out_and_crossing_strokes_kept():
     assert find_rules(lone, 24)[0].sum() == lone.sum()
 
 
+def test_a_rule_between_two_digits_that_touch_it_is_a_scrap_of_neither():
+    """Where a digit above a rule and one below it both come close to it, the rule between them
+    is put back as if a stroke crossed it (ink above and below); no digit's crop keeps that
+    piece (under a 5 it read as "none"), while a stroke that does cross the rule keeps its
+    pixels on it."""
+    from edgedigits.runtime.digits import blob_ink
+
+    page = grid_page()
+    cv2.ellipse(page, (110, 58), (12, 16), 0, 0, 180, 40, 3)  # a bowl ending just above the rule at y=80
+    cv2.line(page, (106, 84), (116, 104), 40, 3)              # a digit below, its top just under it
+    cv2.line(page, (170, 60), (170, 100), 40, 3)              # a stroke crossing the rule
+    blobs, ink, geom, rules, _ = find_blobs(page, rule_height=24)
+    assert ink.ruled is not None and ink.bridge > 0
+    assert (ink.labels[79:82, 100:121] > 0).any()             # find_rules put the piece back
+    for b in blobs:
+        v = blob_ink(ink, b)
+        rows = slice(max(0, 79 - b.y0), max(0, 82 - b.y0))
+        cols = slice(max(0, 100 - b.x0), max(0, 121 - b.x0))
+        assert not v[rows, cols].any(), (b.x0, b.y0, b.x1, b.y1)
+    stroke = [b for b in blobs if b.x0 <= 170 < b.x1]
+    assert len(stroke) == 1 and blob_ink(ink, stroke[0])[80 - stroke[0].y0].any()
+
+
 def test_writing_angle_of_a_tilted_grid():
     page = grid_page(cell=40, n=8)
     for digit_y in range(8):                                  # marks in each cell
@@ -111,6 +134,18 @@ def test_a_hand_shadow_across_a_sudoku_is_still_paper(hard_dir, rec):
     assert not desk, desk
     s = score(result.lines, dict(read_labels(hard_dir))[name])
     assert s["digit_accuracy"] >= 0.85 and s["extra"] <= 4, (result.lines, s)
+
+
+def test_pencil_digits_touching_a_sudokus_rules_are_read(hard_dir, rec):
+    """In this sudoku many pencil digits rest on a rule while the digit of the next row touches it
+    from below: the piece of rule between them, put back as a crossing, no longer hangs under a
+    5 or over a 7 and makes it read as "none"."""
+    from edgedigits.runtime.evaluate import read_labels
+
+    name = "AlexKubiesa_sudoku_01_11.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    s = score(result.lines, dict(read_labels(hard_dir))[name])
+    assert s["digit_accuracy"] >= 0.9 and s["lines_exact"] >= 7 and s["missed"] <= 3, (result.lines, s)
 
 
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):

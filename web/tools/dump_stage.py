@@ -144,10 +144,13 @@ def wrap(dumper):
         data = {"lines": [{"blobs": [blob_dict(b) for b in ln.blobs], "top": ln.top, "height": ln.height,
                            "band": jsonable(ln.band)} for ln in lines],
                 "paper": float(ink_.paper), "darkest": float(ink_.darkest), "height": float(geom.height),
+                "bridge": int(ink_.bridge),
                 "split": opt.split, "match_stroke": opt.match_stroke,
                 "reads": [read_dict(r) for r in reads]}
         crops = np.stack([r.crop28 for r in reads]) if reads else np.zeros((0, 28, 28), np.float32)
-        dumper.save(name, data, labels=ink_.labels.astype(np.int32), flat=ink_.flat, crops=crops)
+        ruled = ink_.ruled if ink_.ruled is not None else np.zeros((0, 0), np.uint8)
+        dumper.save(name, data, labels=ink_.labels.astype(np.int32), flat=ink_.flat, crops=crops,
+                    ruled=(ruled > 0).astype(np.uint8))
         return reads
 
     def finish_(reads, labels, opt, none_threshold=0.5):

@@ -192,7 +192,9 @@ Object.assign(STAGES, {
     const flat = npyMat(cv, path.join(dir, `${name}.flat.npy`));
     try {
       const lines = d.lines.map((ln) => new digits.Line(ln.blobs.map((b) => new Blob(b)), ln.top, ln.height, ln.band));
-      const ink = { labels, flat, paper: d.paper, darkest: d.darkest };
+      const ruled = loadNpy(path.join(dir, `${name}.ruled.npy`));
+      const ink = { labels, flat, paper: d.paper, darkest: d.darkest, bridge: d.bridge,
+                    ruled: ruled.shape[0] ? new Uint8Array(ruled.data.buffer, ruled.data.byteOffset, ruled.data.byteLength) : null };
       const t0 = performance.now();
       const reads = await digits.classifyBlobs(lines, ink, { height: d.height }, rec, { split: d.split, match_stroke: d.match_stroke });
       jsMs += performance.now() - t0;

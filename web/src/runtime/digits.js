@@ -184,6 +184,33 @@ export function asDigit(probs, digit) {
 }
 
 // The blob's ink as float white-on-black in [0, 1] over its box ({h, w, data}).
+// The pixels of a blob (`mask`, h x w) put back on a rule (`ruled`) that no stroke of its own
+// crosses: its other ink is not within k px both above and below (or left and right). See
+// digits.rule_scraps.
+export function ruleScraps(mask, ruled, h, w, k) {
+  const back = new Uint8Array(h * w);
+  let any = false;
+  for (let i = 0; i < h * w; i++) if (mask[i] && ruled[i]) { back[i] = 1; any = true; }
+  if (!any) return back;
+  const own = (r, c) => mask[r * w + c] && !ruled[r * w + c];
+  const reach = Math.min(k, Math.max(h, w));
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const i = r * w + c;
+      if (!back[i]) continue;
+      let up = false, down = false, left = false, right = false;
+      for (let d = 1; d < reach; d++) {
+        if (!up && r - d >= 0 && own(r - d, c)) up = true;
+        if (!down && r + d < h && own(r + d, c)) down = true;
+        if (!left && c - d >= 0 && own(r, c - d)) left = true;
+        if (!right && c + d < w && own(r, c + d)) right = true;
+      }
+      if ((up && down) || (left && right)) back[i] = 0;
+    }
+  }
+  return back;
+}
+
 export function blobInk(ink, b) {
   const h = b.y1 - b.y0, w = b.x1 - b.x0;
   const L = ink.labels.data32S, F = ink.flat.data, cols = ink.labels.cols;
@@ -192,11 +219,26 @@ export function blobInk(ink, b) {
   const paper = f32(ink.paper);
   const data = new Float32Array(h * w);
   const inked = new Float32Array(h * w);
+  const mask = new Uint8Array(h * w);
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < w; c++) {
+      const at = (b.y0 + r) * cols + b.x0 + c;
+      if (one >= 0 ? L[at] === one : ids.has(L[at])) mask[r * w + c] = 1;
+    }
+  }
+  if (ink.ruled) {
+    const ruled = new Uint8Array(h * w);
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) ruled[r * w + c] = ink.ruled[(b.y0 + r) * cols + b.x0 + c] ? 1 : 0;
+    }
+    const scraps = ruleScraps(mask, ruled, h, w, ink.bridge);
+    for (let i = 0; i < h * w; i++) if (scraps[i]) mask[i] = 0;
+  }
   let n = 0;
   for (let r = 0; r < h; r++) {
     for (let c = 0; c < w; c++) {
       const at = (b.y0 + r) * cols + b.x0 + c;
-      if (one >= 0 ? L[at] !== one : !ids.has(L[at])) continue;
+      if (!mask[r * w + c]) continue;
       const v = Math.min(f32(f32(paper - F[at]) * scale), 1.0);
       data[r * w + c] = v;
       inked[n++] = v;

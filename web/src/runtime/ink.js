@@ -314,11 +314,15 @@ export class Blob {
 
 // What the classifier needs to cut crops: the label image (CV_32SC1) and the flattened page (CV_8UC1).
 export class Ink {
-  constructor(labels, flat, paper, darkest) {
+  // `ruled`: where rules were taken out (a Uint8Array copy, null without rules); `bridge`: the gap
+  // a stroke crossing one bridges (see ink.Ink)
+  constructor(labels, flat, paper, darkest, ruled = null, bridge = 0) {
     this.labels = labels;
     this.flat = flat;
     this.paper = paper;
     this.darkest = darkest;
+    this.ruled = ruled;
+    this.bridge = bridge;
   }
 
   delete() {
@@ -614,7 +618,8 @@ export function findBlobs(page, ruleHeight = 0.0, grid = null) {
                                                     || Math.min(b.h, b.w) < 0.2 * height)), "edge", dropped);
     if (blobs.length <= MAX_PIECES) blobs = mergePieces(blobs, geom);   // more is noise (page.js reports it)
     blobs = keep(blobs, (b) => Math.max(b.h, b.w) >= 0.25 * height, "speck", dropped);
-    const ink = new Ink(seg.labels, seg.flat, seg.paper, seg.darkest);
+    const ink = new Ink(seg.labels, seg.flat, seg.paper, seg.darkest,
+                        rules.mask ? rules.mask.data.slice() : null, rules.bridge);
     seg.labels = seg.flat = null;
     seg.rules = null;
     return [blobs, ink, geom, rules, dropped];

@@ -347,6 +347,7 @@ export class Rules {
     this.vertical = vertical;
     this.mask = mask;
     this.boxes = [];          // [x0, y0, x1, y1] of form boxes taken out
+    this.bridge = 0;          // the gap (px) across a rule that a stroke crossing it bridges
   }
 
   truthy() {                  // Python's Rules.__bool__
@@ -545,6 +546,7 @@ export function findRules(mask, height) {
     cv.bitwise_not(lines, rest);
     cv.bitwise_and(mask, rest, rest);
     const k = int(Math.ceil(width)) + 6;                                   // the run and its 2 px margins
+    rules.bridge = k;
     const kv = cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, k));
     const kh = cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(k, 1));
     temps.push(kv, kh);

@@ -542,16 +542,25 @@ def print_style(nones: list, digit: np.ndarray):
 
 def printed_like(keep: list, style) -> list:
     """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
-    (within 12%), on a line that holds such print, and with ink as dark as the print's or darker
+    (within 12%), on a line that holds such print or in a table's cell when a cell of the same
+    page holds it (a sudoku's givens are print across the whole grid, and a row of the grid may
+    hold no given the model surely calls "none"), and with ink as dark as the print's or darker
     (within 0.12 of its median: print is the darkest ink on a sheet, and a hand's shadow darkens
     it further): a sudoku's givens, a form's row number, a page number in a running head."""
     if style is None or not keep:
         return []
     sure, style_h = style
     style_d = float(np.median([r.darkness for r in sure]))
-    print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
-    return [r for r in keep if r.line in print_lines and abs((r.y1 - r.y0) / style_h - 1) < 0.12
-            and r.darkness > style_d - 0.12]
+    fits = lambda r, within: abs((r.y1 - r.y0) / style_h - 1) < within
+    print_lines = {r.line for r in sure if fits(r, 0.25)}
+    table_print = any(in_table(r) for r in sure if fits(r, 0.25))
+    return [r for r in keep if (r.line in print_lines or table_print and in_table(r))
+            and fits(r, 0.12) and r.darkness > style_d - 0.12]
+
+
+def in_table(r: Read) -> bool:
+    """Whether a read lies in a cell of a table or grid (rules above, below and beside it)."""
+    return bool(r.cell and r.cell[0] and r.cell[1])
 
 
 def number_cells(reads: list) -> None:

@@ -775,9 +775,16 @@ export function printedLike(keep, style) {
   if (style === null || !keep.length) return [];
   const [sure, styleH] = style;
   const styleD = median(sure.map((r) => r.darkness));
-  const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
-  return keep.filter((r) => printLines.has(r.line) && Math.abs((r.y1 - r.y0) / styleH - 1) < 0.12
-                     && r.darkness > styleD - 0.12);
+  const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
+  const printLines = new Set(sure.filter((r) => fits(r, 0.25)).map((r) => r.line));
+  const tablePrint = sure.some((r) => fits(r, 0.25) && inTable(r));
+  return keep.filter((r) => (printLines.has(r.line) || (tablePrint && inTable(r)))
+                     && fits(r, 0.12) && r.darkness > styleD - 0.12);
+}
+
+// Whether a read lies in a cell of a table or grid (rules above, below and beside it).
+export function inTable(r) {
+  return Boolean(r.cell && r.cell[0] && r.cell[1]);
 }
 
 // Each read's cell (the rules around it) replaced by [row, column] indices (column may be null).

@@ -449,7 +449,9 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         in_word = [r for r in keep if not clean and (r in words or touches(r, nones) == 2
                                                      or (r.probs[digit].max() < IN_WORD and touches(r, nones)))]
         style = print_style(nones, digit)
-        printed = printed_like(keep, style)
+        table = table_reads(reads)
+        printed = printed_like(keep, style, table)
+        printed += [r for r in darker_print(keep, table) if r not in printed]
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
         if share >= WORDY_PAGE and style is None:              # a page of handwritten words:
@@ -482,6 +484,7 @@ WORDY_PAGE = T["WORDY_PAGE"]  # a page where this share of the marks is surely "
 IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
+DARKER_PRINT = T["DARKER_PRINT"]  # in a table, digits this much darker than the rest (and of one height) are print
 
 
 def sure_none_share(reads: list, digit: np.ndarray) -> float:
@@ -540,27 +543,57 @@ def print_style(nones: list, digit: np.ndarray):
     return (sure, height) if len(alike) >= max(3, len(sure) / 3) else None
 
 
-def printed_like(keep: list, style) -> list:
+def printed_like(keep: list, style, table: set = frozenset()) -> list:
     """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
-    (within 12%), on a line that holds such print or in a table's cell when a cell of the same
-    page holds it (a sudoku's givens are print across the whole grid, and a row of the grid may
-    hold no given the model surely calls "none"), and with ink as dark as the print's or darker
-    (within 0.12 of its median: print is the darkest ink on a sheet, and a hand's shadow darkens
-    it further): a sudoku's givens, a form's row number, a page number in a running head."""
+    (within 12%), on a line that holds such print or in a table's cell (`table`, from
+    `table_reads`) when the table holds such print (a sudoku's givens are print across the whole
+    grid, and a row of it may hold no given the model surely calls "none"), and with ink as dark
+    as the print's or darker (within 0.12 of its median: print is the darkest ink on a sheet, and
+    a hand's shadow darkens it further): a sudoku's givens, a form's row number, a page number in
+    a running head."""
     if style is None or not keep:
         return []
     sure, style_h = style
     style_d = float(np.median([r.darkness for r in sure]))
     fits = lambda r, within: abs((r.y1 - r.y0) / style_h - 1) < within
     print_lines = {r.line for r in sure if fits(r, 0.25)}
-    table_print = any(in_table(r) for r in sure if fits(r, 0.25))
-    return [r for r in keep if (r.line in print_lines or table_print and in_table(r))
+    table_print = any(id(r) in table for r in sure if fits(r, 0.25))
+    return [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
             and fits(r, 0.12) and r.darkness > style_d - 0.12]
 
 
-def in_table(r: Read) -> bool:
-    """Whether a read lies in a cell of a table or grid (rules above, below and beside it)."""
-    return bool(r.cell and r.cell[0] and r.cell[1])
+def table_reads(reads: list) -> set:
+    """The reads (ids) in the cells of a table or grid: rules above, below and on both sides,
+    where the cells make at least three columns (a margin line beside ruled paper makes one or
+    two)."""
+    cells = [r for r in reads if r.cell and r.cell[0] and r.cell[1]]
+    return {id(r) for r in cells} if len({r.cell[1] for r in cells}) >= 3 else set()
+
+
+def darker_print(keep: list, table: set) -> list:
+    """Print in a table that the model reads as digits, given away by its ink and its height: of
+    the kept digits in `table`'s cells, split in two by darkness (the split that parts them
+    most, as Otsu's threshold does), the darker group when it is `DARKER_PRINT` darker on
+    average and most of it (70%) shares one height (within 10% of its median), as printed
+    characters do: a sudoku's givens when no mark the model surely calls "none" shows the print."""
+    cells = sorted((r for r in keep if id(r) in table), key=lambda r: r.darkness)
+    if len(cells) < 6:
+        return []
+    d = [r.darkness for r in cells]
+    total, n = sum(d), len(d)
+    best, split, below = -1.0, 0, 0.0
+    for k in range(1, n):
+        below += d[k - 1]
+        m0, m1 = below / k, (total - below) / (n - k)
+        spread = k * (n - k) * (m1 - m0) ** 2
+        if spread > best:
+            best, split, gap = spread, k, m1 - m0
+    dark = cells[split:]
+    height = float(np.median([r.y1 - r.y0 for r in dark]))
+    alike = [r for r in dark if abs((r.y1 - r.y0) / height - 1) < 0.1]
+    if gap < DARKER_PRINT or len(alike) < max(3, 0.7 * len(dark)):
+        return []
+    return alike
 
 
 def number_cells(reads: list) -> None:

@@ -160,6 +160,38 @@ def test_a_sudokus_givens_are_print_in_every_row_of_its_grid(hard_dir, rec):
     assert sum(m.kind == "printed" for m in result.rejected) >= 5
 
 
+def test_printed_givens_the_model_reads_as_digits_are_told_by_ink_and_height(hard_dir, rec):
+    """This sudoku prints its givens at one height and darker than the pencil; the model reads
+    them as digits and its print elsewhere (a small solution grid) has another size, so only
+    their ink and their shared height give them away (`digits.darker_print`)."""
+    from edgedigits.runtime.evaluate import read_labels
+
+    name = "AlexKubiesa_sudoku_01_10.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    s = score(result.lines, dict(read_labels(hard_dir))[name])
+    assert s["digit_accuracy"] >= 0.88 and s["extra"] <= 2 and s["lines_exact"] >= 6, (result.lines, s)
+
+
+def test_darker_print_needs_a_table_and_one_height():
+    from edgedigits.runtime.digits import Read, darker_print, table_reads
+
+    def read(x, h, dark, column):
+        return Read(x, 0, x + 20, h, np.zeros(11, np.float32), None, 0, cell=((0, 50), column),
+                    darkness=dark)
+
+    cols = [(k * 50, k * 50 + 50) for k in range(9)]
+    pencil = [read(k * 50, 36 + k % 4 * 2, 0.3, cols[k]) for k in range(6)]
+    givens = [read(400 + k, 30, 0.65, cols[6 + k % 3]) for k in range(3)]
+    table = table_reads(pencil + givens)
+    assert len(table) == 9 and darker_print(pencil + givens, table) == givens
+    # handwriting in pen of many heights is not print, however dark
+    pen = [read(400 + k, 20 + 8 * k, 0.65, cols[6 + k % 3]) for k in range(3)]
+    assert darker_print(pencil + pen, table_reads(pencil + pen)) == []
+    # cells of one or two columns (a margin line beside ruled paper) are no table
+    margin = [read(k * 50, 36, 0.3, cols[k % 2]) for k in range(6)] + [read(400, 30, 0.65, cols[0])] * 3
+    assert table_reads(margin) == set()
+
+
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
     """A postcard in cursive: a third of its marks are surely not digits and none of them is
     print, so it is a page of handwritten words. A letter there that reads unsurely as a digit,

@@ -685,7 +685,9 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const inWord = keep.filter((r) => !clean && (words.has(r) || touches(r, nones) === 2
                                                  || (top(r) < f32(IN_WORD) && touches(r, nones))));
     const style = printStyle(nones, digit);
-    const printed = printedLike(keep, style);
+    const table = tableReads(reads);
+    const printed = printedLike(keep, style, table);
+    for (const r of darkerPrint(keep, table)) if (!printed.includes(r)) printed.push(r);
     keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
     rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
     if (share >= WORDY_PAGE && style === null) {                  // a page of handwritten words:
@@ -719,6 +721,7 @@ const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them p
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
+const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print
 
 // The share of a page's marks that the classifier surely calls "none"; a mark within
 // SURE_NONE_BAND of SURE_NONE counts in part (linearly, half at SURE_NONE).
@@ -771,20 +774,45 @@ export function printStyle(nones, digit) {
 }
 
 // Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py).
-export function printedLike(keep, style) {
+export function printedLike(keep, style, table = new Set()) {
   if (style === null || !keep.length) return [];
   const [sure, styleH] = style;
   const styleD = median(sure.map((r) => r.darkness));
   const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
   const printLines = new Set(sure.filter((r) => fits(r, 0.25)).map((r) => r.line));
-  const tablePrint = sure.some((r) => fits(r, 0.25) && inTable(r));
-  return keep.filter((r) => (printLines.has(r.line) || (tablePrint && inTable(r)))
+  const tablePrint = sure.some((r) => fits(r, 0.25) && table.has(r));
+  return keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
                      && fits(r, 0.12) && r.darkness > styleD - 0.12);
 }
 
-// Whether a read lies in a cell of a table or grid (rules above, below and beside it).
-export function inTable(r) {
-  return Boolean(r.cell && r.cell[0] && r.cell[1]);
+// The reads in the cells of a table or grid of at least three columns (see table_reads).
+export function tableReads(reads) {
+  const cells = reads.filter((r) => r.cell && r.cell[0] && r.cell[1]);
+  const columns = new Set(cells.map((r) => key(r.cell[1])));
+  return new Set(columns.size >= 3 ? cells : []);
+}
+
+// Print in a table that the model reads as digits: the darker of two groups by darkness, when
+// DARKER_PRINT darker on average and of one height (see darker_print).
+export function darkerPrint(keep, table) {
+  const cells = keep.filter((r) => table.has(r)).sort((a, b) => a.darkness - b.darkness);
+  if (cells.length < 6) return [];
+  const d = cells.map((r) => r.darkness);
+  const n = d.length;
+  let total = 0;
+  for (const v of d) total += v;
+  let best = -1.0, split = 0, below = 0.0, gap = 0.0;
+  for (let k = 1; k < n; k++) {
+    below += d[k - 1];
+    const m0 = below / k, m1 = (total - below) / (n - k);
+    const spread = k * (n - k) * (m1 - m0) ** 2;
+    if (spread > best) [best, split, gap] = [spread, k, m1 - m0];
+  }
+  const dark = cells.slice(split);
+  const height = median(dark.map((r) => r.y1 - r.y0));
+  const alike = dark.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.1);
+  if (gap < DARKER_PRINT || alike.length < Math.max(3, 0.7 * dark.length)) return [];
+  return alike;
 }
 
 // Each read's cell (the rules around it) replaced by [row, column] indices (column may be null).

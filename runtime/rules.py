@@ -31,6 +31,7 @@ from .tuning import TUNING
 T = TUNING["rules"]
 
 RULE_LENGTH = T["RULE_LENGTH"]  # a rule is a straight run longer than this many digit heights
+GRID_TILT = T["GRID_TILT"]  # a grid's rules run within this slope of their median (a sheet's edge may not)
 MIN_RULES = T["MIN_RULES"]  # fewer long lines than this are a sheet's edge or a stroke, not ruling
 
 
@@ -185,7 +186,9 @@ def find_grid(rules, shape: tuple, min_share: float = 0.05):
     three rules each way, a shape like a photographed rectangle covering `min_share` of the view."""
     def grid_rules(found):
         longest = max((r.end - r.start for r in found), default=0)
-        return sorted((r for r in found if r.end - r.start >= 0.5 * longest), key=lambda r: r.at)
+        found = [r for r in found if r.end - r.start >= 0.5 * longest]
+        tilt = float(np.median([r.slope for r in found])) if found else 0.0
+        return sorted((r for r in found if abs(r.slope - tilt) <= GRID_TILT), key=lambda r: r.at)
 
     def cross(r, o):
         return o.start - 2 <= r.at <= o.end + 2 and r.start - 2 <= o.at <= r.end + 2

@@ -192,6 +192,30 @@ def test_darker_print_needs_a_table_and_one_height():
     assert table_reads(margin) == set()
 
 
+def test_a_sheet_edge_across_the_rules_is_not_the_grids_border(hard_dir, rec):
+    """Above this sudoku a shadow's edge runs at 8 degrees, long enough to be a rule, and the
+    sheet's edge continues the grid's left border up to it, so it crosses three vertical lines:
+    it was taken for the grid's top, the grid was warped askew and a row's 1 fell out of its
+    row. A grid's rules share one slope (`GRID_TILT`)."""
+    from edgedigits.runtime.evaluate import read_labels
+    from edgedigits.runtime.rules import Rule, Rules, find_grid
+
+    name = "AlexKubiesa_sudoku_01_27.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    s = score(result.lines, dict(read_labels(hard_dir))[name])
+    assert s["digit_accuracy"] >= 0.93 and s["lines_exact"] >= 7, (result.lines, s)
+    # the same on drawn rules: a 4x4 grid, its left border running on up the page, and a steep
+    # line above it crossing that border and the short edges of things at the top of the photo
+    hor = [Rule(100 + 50 * k, 50, 200, 0.0, 2.0) for k in range(4)]
+    ver = [Rule(50 + 50 * k, 100, 250, 0.0, 2.0) for k in range(4)]
+    ver[0] = Rule(50, 0, 250, 0.0, 2.0)
+    steep = Rule(20, 0, 200, 0.15, 2.0)
+    top_h = [Rule(35, 0, 60, 0.0, 2.0), Rule(45, 0, 60, 0.0, 2.0)]
+    top_v = [Rule(10, 0, 60, 0.0, 2.0), Rule(30, 0, 60, 0.0, 2.0)]
+    quad = find_grid(Rules(hor + [steep] + top_h, ver + top_v), (300, 300))
+    assert quad is not None and abs(quad[0][1] - 100) < 2, quad
+
+
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
     """A postcard in cursive: a third of its marks are surely not digits and none of them is
     print, so it is a page of handwritten words. A letter there that reads unsurely as a digit,

@@ -17,6 +17,7 @@ import { int, median, mod, round, sorted } from "./np.js";
 const T = TUNING["rules"];
 
 const RULE_LENGTH = T["RULE_LENGTH"];  // a rule is a straight run longer than this many digit heights
+const GRID_TILT = T["GRID_TILT"];  // a grid's rules run within this slope of their median (a sheet's edge may not)
 const MIN_RULES = T["MIN_RULES"];  // fewer long lines than this are a sheet's edge or a stroke, not ruling
 
 const DEG = 180.0 / Math.PI;    // np.degrees(x) = x * (180 / pi)
@@ -258,7 +259,9 @@ export function orderCorners(pts) {
 export function findGrid(rules, shape, minShare = 0.05) {
   function gridRules(found) {
     const longest = found.reduce((m, r) => Math.max(m, r.end - r.start), 0);
-    return sorted(found.filter((r) => r.end - r.start >= 0.5 * longest), (r) => r.at);
+    const long = found.filter((r) => r.end - r.start >= 0.5 * longest);
+    const tilt = long.length ? median(long.map((r) => r.slope)) : 0.0;
+    return sorted(long.filter((r) => Math.abs(r.slope - tilt) <= GRID_TILT), (r) => r.at);
   }
   function cross(r, o) {
     return o.start - 2 <= r.at && r.at <= o.end + 2 && r.start - 2 <= o.at && o.at <= r.end + 2;

@@ -451,7 +451,8 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         style = print_style(nones, digit)
         table = table_reads(reads)
         printed = printed_like(keep, style, table)
-        printed += [r for r in darker_print(keep, table) if r not in printed]
+        printed += [r for r in darker_print(keep, table) + printed_strokes(keep, style, table, labels)
+                    if r not in printed]
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
         if share >= WORDY_PAGE and style is None:              # a page of handwritten words:
@@ -484,6 +485,7 @@ WORDY_PAGE = T["WORDY_PAGE"]  # a page where this share of the marks is surely "
 IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
+PRINT_STROKE = T["PRINT_STROKE"]  # a 1 in a line of print read under this is one of its strokes (l, I, /)
 DARKER_PRINT = T["DARKER_PRINT"]  # in a table, digits this much darker than the rest (and of one height) are print
 
 
@@ -560,6 +562,21 @@ def printed_like(keep: list, style, table: set = frozenset()) -> list:
     table_print = any(id(r) in table for r in sure if fits(r, 0.25))
     return [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
             and fits(r, 0.12) and r.darkness > style_d - 0.12]
+
+
+def printed_strokes(keep: list, style, table: set, labels: list) -> list:
+    """Kept 1s in a line of print, outside a table, as dark as the print's ink, 0.6 to 1.6 times
+    its height and read under `PRINT_STROKE`: the straight strokes of print (l, I, /, ), |), taller
+    than the lower-case letters the print's height was read off, which `printed_like` misses."""
+    if style is None or "1" not in labels:
+        return []
+    sure, style_h = style
+    style_d = float(np.median([r.darkness for r in sure]))
+    print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
+    one = labels.index("1")
+    return [r for r in keep if r.line in print_lines and id(r) not in table
+            and best_digit(r.probs, labels) == one and r.probs[one] < PRINT_STROKE
+            and 0.6 < (r.y1 - r.y0) / style_h < 1.6 and r.darkness > style_d - 0.12]
 
 
 def table_reads(reads: list) -> set:

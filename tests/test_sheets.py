@@ -216,6 +216,27 @@ def test_a_sheet_edge_across_the_rules_is_not_the_grids_border(hard_dir, rec):
     assert quad is not None and abs(quad[0][1] - 100) < 2, quad
 
 
+def test_the_straight_strokes_of_print_are_print():
+    """A printed l, I, / or ) reads as a 1 and stands taller than the lower-case letters the
+    print's height is read off: in a line of print, as dark as it and read unsurely, it is print."""
+    from edgedigits.runtime.digits import Read, print_style, printed_strokes
+
+    labels = [str(d) for d in range(10)] + ["none"]
+
+    def read(x, h, line, one=0.0, dark=0.6, cell=None):
+        p = np.zeros(11, np.float32)
+        p[1], p[10] = one, 1 - one
+        return Read(x, 100 - h, x + 10, 100, p, None, line, cell=cell, darkness=dark)
+
+    letters = [read(20 * k, 20, 0) for k in range(5)]
+    style = print_style(letters, np.array([label.isdigit() for label in labels]))
+    assert style is not None
+    slash, sure_one, below, pale, in_cell = (read(200, 28, 0, 0.8), read(220, 28, 0, 0.99), read(240, 28, 1, 0.8),
+                                           read(260, 28, 0, 0.8, dark=0.3), read(280, 28, 0, 0.8, cell=((0, 50), (270, 300))))
+    keep = [slash, sure_one, below, pale, in_cell]
+    assert printed_strokes(keep, style, {id(in_cell)}, labels) == [slash]
+
+
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
     """A postcard in cursive: a third of its marks are surely not digits and none of them is
     print, so it is a page of handwritten words. A letter there that reads unsurely as a digit,

@@ -687,7 +687,9 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const style = printStyle(nones, digit);
     const table = tableReads(reads);
     const printed = printedLike(keep, style, table);
-    for (const r of darkerPrint(keep, table)) if (!printed.includes(r)) printed.push(r);
+    for (const r of darkerPrint(keep, table).concat(printedStrokes(keep, style, table, labels))) {
+      if (!printed.includes(r)) printed.push(r);
+    }
     keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
     rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
     if (share >= WORDY_PAGE && style === null) {                  // a page of handwritten words:
@@ -721,6 +723,7 @@ const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them p
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
+const PRINT_STROKE = T["PRINT_STROKE"];  // a 1 in a line of print read under this is one of its strokes (l, I, /)
 const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print
 
 // The share of a page's marks that the classifier surely calls "none"; a mark within
@@ -783,6 +786,20 @@ export function printedLike(keep, style, table = new Set()) {
   const tablePrint = sure.some((r) => fits(r, 0.25) && table.has(r));
   return keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
                      && fits(r, 0.12) && r.darkness > styleD - 0.12);
+}
+
+// Kept 1s in a line of print, outside a table, as dark as its ink, 0.6 to 1.6 times its height
+// and read under PRINT_STROKE: the straight strokes of print (see printed_strokes).
+export function printedStrokes(keep, style, table, labels) {
+  if (style === null || !labels.includes("1")) return [];
+  const [sure, styleH] = style;
+  const styleD = median(sure.map((r) => r.darkness));
+  const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
+  const one = labels.indexOf("1");
+  return keep.filter((r) => printLines.has(r.line) && !table.has(r)
+                     && bestDigit(r.probs, labels) === one && r.probs[one] < f32(PRINT_STROKE)
+                     && 0.6 < (r.y1 - r.y0) / styleH && (r.y1 - r.y0) / styleH < 1.6
+                     && r.darkness > styleD - 0.12);
 }
 
 // The reads in the cells of a table or grid of at least three columns (see table_reads).

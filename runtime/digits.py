@@ -566,16 +566,18 @@ def printed_like(keep: list, style, table: set = frozenset()) -> list:
 
 def printed_strokes(keep: list, style, table: set, labels: list) -> list:
     """Kept 1s in a line of print, outside a table, as dark as the print's ink, 0.6 to 1.6 times
-    its height and read under `PRINT_STROKE`: the straight strokes of print (l, I, /, ), |), taller
-    than the lower-case letters the print's height was read off, which `printed_like` misses."""
+    its height and read as a 1 (among the digits, "none" left out) under `PRINT_STROKE`: the
+    straight strokes of print (l, I, /, ), |), taller than the lower-case letters the print's
+    height was read off, which `printed_like` misses. A handwritten 1 reads surely as a 1."""
     if style is None or "1" not in labels:
         return []
     sure, style_h = style
     style_d = float(np.median([r.darkness for r in sure]))
     print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
-    one = labels.index("1")
+    digit = digit_columns(labels)
+    one = int(np.flatnonzero(digit).tolist().index(labels.index("1")))
     return [r for r in keep if r.line in print_lines and id(r) not in table
-            and best_digit(r.probs, labels) == one and r.probs[one] < PRINT_STROKE
+            and as_digit(r.probs, digit).argmax() == one and as_digit(r.probs, digit)[one] < PRINT_STROKE
             and 0.6 < (r.y1 - r.y0) / style_h < 1.6 and r.darkness > style_d - 0.12]
 
 

@@ -218,17 +218,18 @@ def test_a_sheet_edge_across_the_rules_is_not_the_grids_border(hard_dir, rec):
 
 def test_the_straight_strokes_of_print_are_print():
     """A printed l, I, / or ) reads as a 1 and stands taller than the lower-case letters the
-    print's height is read off: in a line of print, as dark as it and read unsurely, it is print."""
+    print's height is read off: in a line of print, as dark as it and an unsure 1 (among the
+    digits), it is print; a handwritten 1 there reads surely as a 1 and stays."""
     from edgedigits.runtime.digits import Read, print_style, printed_strokes
 
     labels = [str(d) for d in range(10)] + ["none"]
 
-    def read(x, h, line, one=0.0, dark=0.6, cell=None):
+    def read(x, h, line, one=0.0, dark=0.6, cell=None, none=0.4):   # `one`: a 1 among the digits
         p = np.zeros(11, np.float32)
-        p[1], p[10] = one, 1 - one
+        p[1], p[7], p[10] = (1 - none) * one, (1 - none) * (1 - one), none
         return Read(x, 100 - h, x + 10, 100, p, None, line, cell=cell, darkness=dark)
 
-    letters = [read(20 * k, 20, 0) for k in range(5)]
+    letters = [read(20 * k, 20, 0, none=0.99) for k in range(5)]
     style = print_style(letters, np.array([label.isdigit() for label in labels]))
     assert style is not None
     slash, sure_one, below, pale, in_cell = (read(200, 28, 0, 0.8), read(220, 28, 0, 0.99), read(240, 28, 1, 0.8),
@@ -266,6 +267,27 @@ def test_a_form_on_a_light_table_photographed_sideways_is_read_upright(hard_dir,
         assert abs(abs(result.turn) - 90) < 30, (name, result.turn)
         s = score(result.lines, labels[name])
         assert s["lines_exact"] == 2 and s["extra"] <= 1, (name, result.lines)
+
+
+def test_a_sheet_whose_edge_fades_into_the_marble_is_found(hard_dir, rec):
+    """Upright on the same marble, this form's smooth margins run into the marble's where its
+    edge catches no light: cut apart by the photo's edges (`page.sheet_edges`) they are the
+    sheet, which is flattened and read, where the whole photo (feet, marble) made the writing
+    measure four times its height and nothing was read."""
+    from edgedigits.runtime.evaluate import read_labels
+    from edgedigits.runtime.page import find_page, to_gray
+
+    name = "kawalc1_IMG_4219.jpg"
+    image = load_image(hard_dir / name)
+    gray, _ = to_gray(image, 2000)
+    corners = find_page(gray)
+    assert corners is not None
+    x0, y0 = corners.min(0)
+    x1, y1 = corners.max(0)
+    h, w = gray.shape                                          # the sheet, not the marble: well inside
+    assert 0.02 * w < x0 and x1 < 0.98 * w and 0.2 * h < y0 and y1 < 0.85 * h, corners
+    s = score(read_page(image, rec).lines, dict(read_labels(hard_dir))[name])
+    assert s["lines_exact"] == 2, s
 
 
 def test_tilted_ruled_page_is_turned_upright(mnist, rec):

@@ -795,9 +795,15 @@ export function printedStrokes(keep, style, table, labels) {
   const [sure, styleH] = style;
   const styleD = median(sure.map((r) => r.darkness));
   const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
-  const one = labels.indexOf("1");
-  return keep.filter((r) => printLines.has(r.line) && !table.has(r)
-                     && bestDigit(r.probs, labels) === one && r.probs[one] < f32(PRINT_STROKE)
+  const digit = digitColumns(labels);
+  const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;   // "1" among the digit columns
+  const isOne = (r) => {
+    const p = asDigit(r.probs, digit);
+    let best = 0;
+    for (let c = 1; c < p.length; c++) if (p[c] > p[best]) best = c;
+    return best === one && p[one] < f32(PRINT_STROKE);
+  };
+  return keep.filter((r) => printLines.has(r.line) && !table.has(r) && isOne(r)
                      && 0.6 < (r.y1 - r.y0) / styleH && (r.y1 - r.y0) / styleH < 1.6
                      && r.darkness > styleD - 0.12);
 }

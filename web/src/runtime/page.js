@@ -393,8 +393,10 @@ export function findPage(gray) {
     if (found.contour === null) return null;
     const { t, s, smooth, contour } = found;
     let quad = sheetQuad(t, contour, 0.5);
-    if (quad === null) {
-      const parts = smoothParts(t, smooth);
+    for (const split of [false, true]) {          // its smooth margins, then those cut apart by edges
+      if (quad !== null) break;
+      const cut = split ? smoothBetweenEdges(t, smooth) : null;
+      const parts = smoothParts(t, cut || smooth);
       try {
         for (const part of parts) {
           quad = sheetQuad(t, part, LIGHT_TABLE);
@@ -402,6 +404,7 @@ export function findPage(gray) {
         }
       } finally {
         for (const part of parts) part.delete();
+        if (cut) cut.delete();
       }
     }
     if (quad === null) return null;
@@ -438,6 +441,23 @@ function sheetQuad(t, contour, contrast) {
     return cv.mean(t, outside)[0] > contrast * cv.mean(t, inside)[0] ? null : quad;
   } finally {
     for (const m of mats) m.delete();
+  }
+}
+
+// The smooth mask with the thumbnail's edges taken out (Canny 10/30 grown by a pixel): a new Mat,
+// the caller's (see page.sheet_edges).
+function smoothBetweenEdges(t, smooth) {
+  const t8 = new cv.Mat(), edges = new cv.Mat(), grown = new cv.Mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U);
+  try {
+    t.convertTo(t8, cv.CV_8U);
+    cv.Canny(t8, edges, 10, 30);
+    cv.dilate(edges, grown, kernel);
+    const out = smooth.clone();
+    const O = out.data, G = grown.data;
+    for (let i = 0; i < O.length; i++) if (G[i]) O[i] = 0;
+    return out;
+  } finally {
+    for (const m of [t8, edges, grown, kernel]) m.delete();
   }
 }
 

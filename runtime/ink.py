@@ -176,6 +176,7 @@ def ink_threshold(flat: np.ndarray, on_paper: np.ndarray | None = None):
 
 # --- components ---------------------------------------------------------------------------------
 
+GRID_STRONG = T["GRID_STRONG"]  # in a printed grid, certain ink is this many times as far below the paper as faint ink
 MAX_CLUTTER = T["MAX_CLUTTER"]  # digits on paper measure < 0.01 (on squared paper up to 0.05), desk texture more
 MIN_LIGHT = T["MIN_LIGHT"]  # paper under a shadow keeps > 60% of the light; a dark desk 15-30%
 
@@ -239,8 +240,11 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet
     on_paper = cv2.resize(on_paper, page.shape[::-1], interpolation=cv2.INTER_NEAREST)
     if sheet is not None:                 # the sheet found in part (`sheet_region`): the rest is desk
         on_paper &= sheet
+    inside = None
     if grid is not None:                  # a grid is printed on paper, in a shadow or not
-        cv2.fillPoly(on_paper, [np.round(grid).astype(np.int32)], 1)
+        inside = np.zeros(page.shape, np.uint8)
+        cv2.fillPoly(inside, [np.round(grid).astype(np.int32)], 1)
+        on_paper |= inside
     weak, strong, paper, darkest = ink_threshold(flat, on_paper)
     mask = (flat < weak).astype(np.uint8)
     rules = Rules()
@@ -251,6 +255,9 @@ def segment_ink(page: np.ndarray, window: float, rule_height: float = 0.0, sheet
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     hit = np.zeros(n, bool)
     hit[labels[flat < strong]] = True               # hysteresis: faint pixels touching dark ones
+    if inside is not None:                # a grid's cells hold writing: faint pencil there is too
+        seed = min(weak - 1, max(strong, paper - GRID_STRONG * (paper - weak)))
+        hit[labels[(flat < seed) & (inside > 0)]] = True
     hit[0] = False
     return flat, mask, labels, stats, hit, paper, darkest, on_paper, rules
 

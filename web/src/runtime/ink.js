@@ -284,6 +284,7 @@ export function inkThreshold(flat, onPaper = null) {
 
 // --- components ---------------------------------------------------------------------------------
 
+const GRID_STRONG = T["GRID_STRONG"];  // in a printed grid, certain ink is this many times as far below the paper as faint ink
 const MAX_CLUTTER = T["MAX_CLUTTER"];  // digits on paper measure < 0.01 (on squared paper up to 0.05), desk texture more
 const MIN_LIGHT = T["MIN_LIGHT"];  // paper under a shadow keeps > 60% of the light; a dark desk 15-30%
 
@@ -366,11 +367,14 @@ export function segmentInk(page, window, ruleHeight = 0.0, sheet = null, grid = 
     s.on_paper = new cv.Mat();
     cv.resize(lit, s.on_paper, new cv.Size(page.cols, page.rows), 0, 0, cv.INTER_NEAREST);
     if (sheet) cv.bitwise_and(s.on_paper, sheet, s.on_paper);
+    let inside = null;
     if (grid) {                        // a grid is printed on paper, in a shadow or not
       const corners = tmp.add(cv.matFromArray(grid.length, 1, cv.CV_32SC2, grid.flat().map((v) => npRound(v))));
       const polys = new cv.MatVector();
       polys.push_back(corners);
-      cv.fillPoly(s.on_paper, polys, new cv.Scalar(1));
+      inside = tmp.add(cv.Mat.zeros(page.rows, page.cols, cv.CV_8UC1));
+      cv.fillPoly(inside, polys, new cv.Scalar(1));
+      cv.bitwise_or(s.on_paper, inside, s.on_paper);
       polys.delete();
     }
     const [weak, strong, paper, darkest] = inkThreshold(s.flat, s.on_paper);
@@ -393,6 +397,11 @@ export function segmentInk(page, window, ruleHeight = 0.0, sheet = null, grid = 
     s.hit = new Uint8Array(n);
     const L = s.labels.data32S, F = s.flat.data;
     for (let i = 0; i < L.length; i++) if (F[i] < strong) s.hit[L[i]] = 1;   // hysteresis
+    if (inside) {                      // a grid's cells hold writing: faint pencil there is too
+      const seed = Math.min(weak - 1, Math.max(strong, paper - GRID_STRONG * (paper - weak)));
+      const I = inside.data;
+      for (let i = 0; i < L.length; i++) if (I[i] && F[i] < seed) s.hit[L[i]] = 1;
+    }
     s.hit[0] = 0;
     return s;
   } catch (e) {

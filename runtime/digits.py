@@ -35,8 +35,8 @@ class Digit:
 class Mark:
     """Something on the page that is not a handwritten digit, and why: "none" (the classifier:
     printed text or digits, letters, signs), "in a word" (a digit touching "none" marks),
-    "printed" (a digit in the page's print), "doubtful", "texture", "desk", "rule" (a short
-    table rule), "edge", "too tall"."""
+    "printed" (a digit in the page's print), "stroke" (a lone unsure 1: an edge, a fold, a
+    printed l), "doubtful", "texture", "desk", "rule" (a short table rule), "edge", "too tall"."""
     box: tuple
     kind: str
 
@@ -455,6 +455,9 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
                     if r not in printed]
         keep = [r for r in keep if r not in in_word and r not in printed]
         rejected += [(r, "in a word") for r in in_word] + [(r, "printed") for r in printed]
+        strokes = lone_strokes(keep, table, labels)
+        keep = [r for r in keep if r not in strokes]
+        rejected += [(r, "stroke") for r in strokes]
         if share >= WORDY_PAGE and style is None:              # a page of handwritten words:
             unsure = [r for r in keep if r.probs[digit].max() < opt.low_confidence]   # a digit read
             keep = [r for r in keep if r not in unsure]                   # unsurely there is a letter
@@ -485,6 +488,7 @@ WORDY_PAGE = T["WORDY_PAGE"]  # a page where this share of the marks is surely "
 IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
+LONE_ONE = T["LONE_ONE"]  # a 1 alone on its line (outside a table) read under this is a stroke
 PRINT_STROKE = T["PRINT_STROKE"]  # a 1 in a line of print read under this is one of its strokes (l, I, /)
 DARKER_PRINT = T["DARKER_PRINT"]  # in a table, digits this much darker than the rest (and of one height) are print
 
@@ -579,6 +583,22 @@ def printed_strokes(keep: list, style, table: set, labels: list) -> list:
     return [r for r in keep if r.line in print_lines and id(r) not in table
             and as_digit(r.probs, digit).argmax() == one and as_digit(r.probs, digit)[one] < PRINT_STROKE
             and 0.6 < (r.y1 - r.y0) / style_h < 1.6 and r.darkness > style_d - 0.12]
+
+
+def lone_strokes(keep: list, table: set, labels: list) -> list:
+    """Kept 1s alone on their line (one or two, nothing else), outside a table, read under
+    `LONE_ONE`: a straight stroke standing alone is far more often the edge of a sheet or a
+    desk, a fold, the end of a rule or a printed l, / or ) than a number 1 written by itself,
+    which reads surely."""
+    if "1" not in labels:
+        return []
+    one = labels.index("1")
+    by_line = {}
+    for r in keep:
+        by_line.setdefault(r.line, []).append(r)
+    return [r for rs in by_line.values() if len(rs) <= 2
+            and all(best_digit(r.probs, labels) == one for r in rs)
+            for r in rs if id(r) not in table and r.probs[one] < LONE_ONE]
 
 
 def table_reads(reads: list) -> set:

@@ -241,6 +241,31 @@ def test_the_straight_strokes_of_print_are_print():
     assert printed_strokes(keep, style, {id(in_cell)}, labels) == [slash]
 
 
+def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):
+    """A straight stroke alone on its line, read as an unsure 1, is an edge, a fold or print: the
+    sheet's edge beside sudoku_01_11, a fold across it, the form's printed ) and /. A sure 1, a 1
+    beside other digits and a 1 in a table's cell stay."""
+    from edgedigits.runtime.digits import Read, lone_strokes
+    from edgedigits.runtime.evaluate import read_labels
+
+    labels = [str(d) for d in range(10)] + ["none"]
+
+    def read(line, digit, p):
+        probs = np.zeros(11, np.float32)
+        probs[digit], probs[10] = p, 1 - p
+        return Read(0, 0, 10, 30, probs, None, line)
+
+    edge, sure, pair, beside, seven, in_cell = (read(0, 1, 0.9), read(1, 1, 0.99), [read(2, 1, 0.8), read(2, 1, 0.9)],
+                                                read(3, 1, 0.8), read(3, 7, 0.9), read(4, 1, 0.8))
+    keep = [edge, sure, *pair, beside, seven, in_cell]
+    assert lone_strokes(keep, {id(in_cell)}, labels) == [edge, *pair]
+    truth = dict(read_labels(hard_dir))
+    for name in ("AlexKubiesa_sudoku_01_11.jpg", "InternationalIDEA_cdigital_data_sample_01.jpg"):
+        result = read_page(load_image(hard_dir / name), rec)
+        s = score(result.lines, truth[name])
+        assert s["extra"] == 0 and any(m.kind == "stroke" for m in result.rejected), (name, result.lines, s)
+
+
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
     """A postcard in cursive: a third of its marks are surely not digits and none of them is
     print, so it is a page of handwritten words. A letter there that reads unsurely as a digit,

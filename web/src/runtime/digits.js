@@ -692,6 +692,9 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     }
     keep = keep.filter((r) => !inWord.includes(r) && !printed.includes(r));
     rejected = rejected.concat(inWord.map((r) => [r, "in a word"]), printed.map((r) => [r, "printed"]));
+    const strokes = loneStrokes(keep, table, labels);
+    keep = keep.filter((r) => !strokes.includes(r));
+    rejected = rejected.concat(strokes.map((r) => [r, "stroke"]));
     if (share >= WORDY_PAGE && style === null) {                  // a page of handwritten words:
       const unsure = keep.filter((r) => top(r) < f32(opt.low_confidence));   // a digit read unsurely
       keep = keep.filter((r) => !unsure.includes(r));                      // there is a letter
@@ -723,6 +726,7 @@ const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them p
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
+const LONE_ONE = T["LONE_ONE"];  // a 1 alone on its line (outside a table) read under this is a stroke
 const PRINT_STROKE = T["PRINT_STROKE"];  // a 1 in a line of print read under this is one of its strokes (l, I, /)
 const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print
 
@@ -806,6 +810,24 @@ export function printedStrokes(keep, style, table, labels) {
   return keep.filter((r) => printLines.has(r.line) && !table.has(r) && isOne(r)
                      && 0.6 < (r.y1 - r.y0) / styleH && (r.y1 - r.y0) / styleH < 1.6
                      && r.darkness > styleD - 0.12);
+}
+
+// Kept 1s alone on their line (one or two, nothing else), outside a table, read under LONE_ONE:
+// an edge, a fold, a rule's end or a printed l more often than a number 1 (see lone_strokes).
+export function loneStrokes(keep, table, labels) {
+  if (!labels.includes("1")) return [];
+  const one = labels.indexOf("1");
+  const byLine = new Map();
+  for (const r of keep) {
+    if (!byLine.has(r.line)) byLine.set(r.line, []);
+    byLine.get(r.line).push(r);
+  }
+  const out = [];
+  for (const rs of byLine.values()) {
+    if (rs.length > 2 || !rs.every((r) => bestDigit(r.probs, labels) === one)) continue;
+    for (const r of rs) if (!table.has(r) && r.probs[one] < f32(LONE_ONE)) out.push(r);
+  }
+  return out;
 }
 
 // The reads in the cells of a table or grid of at least three columns (see table_reads).

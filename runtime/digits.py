@@ -150,6 +150,7 @@ class Read:
 
 
 FAINT = T["FAINT"]  # ink lighter than this share of a blob's darkest is not its own
+NARROW = 0.45  # a mark narrower than this share of its height, read as an unsure 1, is read again this wide
 SPLIT_COST = T["SPLIT_COST"]  # each extra piece must buy at least this much log-probability
 
 
@@ -336,6 +337,9 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
         score = np.log(as_digit(probs[j], digit).max() + 1e-6) - shape_cost(v, lines[items[k][0]], width)
         if k not in best or score > best_score[k]:
             best[k], best_score[k] = j, score
+    if not probs.flags.writeable:       # (an interpreter's own output buffer)
+        probs = probs.copy()
+    widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget)
     reads = []
     pieces, plans = [], []
     for k, (i, b) in enumerate(items):
@@ -381,6 +385,33 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
                 reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i, cell=whole.cell,
                                  darkness=ink_darkness(pieces[j][5])) for j in path]
     return [r for rs in reads for r in rs]
+
+
+def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget):
+    """Read again, stretched to `NARROW` of their height, the tall narrow marks read as an unsure
+    1 (under 0.9 among the digits): fitted by its height into the 20x20 box, a narrow 7 or 9
+    keeps a top of a few pixels, which reads as a 1's flag. The wider reading replaces the
+    first where the model is surer of it (a 1 stays a 1: it reads surely as it is)."""
+    labels = list(recognizer.labels)
+    one = int(np.flatnonzero(digit).tolist().index(labels.index("1"))) if "1" in labels else None
+    again = []
+    for k, j in best.items():
+        v = options[j][1]
+        h, w = v.shape
+        p = as_digit(probs[j], digit)
+        if one is not None and w < NARROW * h and p.argmax() == one and p[one] < 0.9:
+            again.append((k, j, cv2.resize(v, (int(round(NARROW * h)), h), interpolation=cv2.INTER_LINEAR)))
+    if not again:
+        return
+    if budget is not None:
+        budget.take(len(again))
+    wide = [normalize_digit(v, ink="white", match_stroke=opt.match_stroke) for _, _, v in again]
+    wprobs = recognizer.predict(np.stack(wide))
+    for (k, j, _), c, p in zip(again, wide, wprobs):
+        gain = np.log(as_digit(p, digit).max() + 1e-6) - np.log(as_digit(probs[j], digit).max() + 1e-6)
+        if gain > 0:
+            probs[j], crops[j] = p, c
+            best_score[k] += gain
 
 
 def best_path(n: int, segs: dict, pieces: list, probs: np.ndarray, line: Line, width: float,

@@ -39,7 +39,7 @@ def report(paper_dir, paper_model):
 
 
 def test_reads_the_paper_photos(report):
-    """Every image read, >= 97% of digits (measured 98.2%), >= 80% of lines exactly right."""
+    """Every image read, >= 97% of digits (measured 98.5%), >= 80% of lines exactly right."""
     assert report["digits_true"] == 327 and len(report["images"]) == 15
     assert report["digit_accuracy"] >= 0.97, report["digit_accuracy"]
     assert report["line_exact"] >= 0.80, report["line_exact"]
@@ -48,6 +48,18 @@ def test_reads_the_paper_photos(report):
         assert image["digit_accuracy"] >= 0.85, (image["file"], image["read"], image["truth"])
         # a sheet of nothing but writing keeps its doubtful marks: no digit is set aside
         assert abs(image["digits_found"] - image["digits_true"]) <= 1, image["file"]
+
+
+def test_a_narrow_7_is_read_again_wider(report):
+    """hypjudy_A4_1's 7 in 354708745 is 11 px wide and 54 tall: fitted by its height into the
+    20x20 box its bar is a 1's flag (1 at 0.56). Read again at 0.45 of its height wide, it is a 7
+    (0.85); the sheet's 1s, read surely as they are, stay 1s."""
+    by_file = {e["file"]: e for e in report["images"]}
+    assert "354708745" in by_file["hypjudy_A4_1.png"]["read"]
+    ones = sum(line.count("1") for e in report["images"] for line in e["truth"])
+    read_ones = sum(line.count("1") for e in report["images"] for line in e["read"])
+    # no 1 read as another digit; three 7s (two with a long tail) and a 9 still read as 1s
+    assert ones <= read_ones <= ones + 4, (read_ones, ones)
 
 
 def test_sheets_on_a_desk_read_like_their_crops(report):

@@ -493,6 +493,50 @@ export function shapeCost(v, line, width, piece = false) {
 }
 
 // normalize_digit(v, ink="white") of a {h, w, data}.
+// Tall narrow marks read as an unsure 1, read again stretched to NARROW of their height; the
+// wider reading replaces the first where the model is surer of it (see widen_unsure_ones).
+async function widenUnsureOnes(options, best, bestScore, probs, crops, digit, recognizer, opt, budget) {
+  const labels = recognizer.labels;
+  if (!labels.includes("1")) return;
+  const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;
+  const again = [];
+  for (const [k, j] of best) {
+    const v = options[j][1];
+    const p = asDigit(probs[j], digit);
+    let top = 0;
+    for (let c = 1; c < p.length; c++) if (p[c] > p[top]) top = c;
+    if (v.w < NARROW * v.h && top === one && p[one] < f32(0.9)) again.push([k, j, stretched(v, int(round(NARROW * v.h)))]);
+  }
+  if (!again.length) return;
+  if (budget !== null) budget.take(again.length);
+  const wide = again.map(([, , v]) => normalized(v, opt));
+  const C = labels.length;
+  const all = await recognizer.predict(stack(wide));
+  again.forEach(([k, j], n) => {
+    const p = all.slice(n * C, (n + 1) * C);
+    const logp = (q) => f32(Math.log(f32(maxOf(asDigit(q, digit)) + f32(1e-6))));
+    const gain = f32(logp(p) - logp(probs[j]));
+    if (gain > 0) {
+      probs[j] = p;
+      crops[j] = wide[n];
+      bestScore.set(k, f32(bestScore.get(k) + gain));
+    }
+  });
+}
+
+// A blob's ink ({h, w, data}) resized to width w (cv2.INTER_LINEAR, float32).
+function stretched(v, w) {
+  const m = new cv.Mat(v.h, v.w, cv.CV_32FC1), out = new cv.Mat();
+  try {
+    m.data32F.set(v.data);
+    cv.resize(m, out, new cv.Size(w, v.h), 0, 0, cv.INTER_LINEAR);
+    return { h: v.h, w, data: Float32Array.from(out.data32F) };
+  } finally {
+    m.delete();
+    out.delete();
+  }
+}
+
 function normalized(v, opt) {
   const m = new cv.Mat(v.h, v.w, cv.CV_32FC1);
   try {
@@ -564,6 +608,7 @@ export async function classifyBlobs(lines, ink, geom, recognizer, opt, budget = 
       bestScore.set(k, score);
     }
   });
+  await widenUnsureOnes(options, best, bestScore, probs, crops, digit, recognizer, opt, budget);
   const reads = [];
   const pieces = [], plans = [];
   items.forEach(([i, b], k) => {
@@ -726,6 +771,7 @@ const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them p
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
+const NARROW = 0.45;  // a mark narrower than this share of its height, read as an unsure 1, is read again this wide
 const LONE_ONE = T["LONE_ONE"];  // a 1 alone on its line (outside a table) read under this is a stroke
 const PRINT_STROKE = T["PRINT_STROKE"];  // a 1 in a line of print read under this is one of its strokes (l, I, /)
 const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print

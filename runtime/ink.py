@@ -339,7 +339,7 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0, grid=None):
                   bool(edge[i])) for i in ids]
     dropped = []
     blobs = keep(blobs, lambda b: on_paper[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2], "desk", dropped)
-    if rules.mask is not None:
+    if rules.mask is not None and table_columns(rules, rule_height or 0) >= 3:
         blobs = keep(blobs, lambda b: not cell_wall(b, rules.mask, stroke), "rule", dropped)
     # the typical digit height: area-weighted median over blobs that are not page edges
     height = typical_height(blobs, h, w)
@@ -369,6 +369,17 @@ def cell_wall(b: Blob, rules: np.ndarray, stroke: float) -> bool:
     above = rules[max(0, b.y0 - reach):b.y0 + 1, x0:x1]
     below = rules[max(0, b.y1 - 1):b.y1 + reach, x0:x1]
     return bool(above.any() and below.any())
+
+
+def table_columns(rules, height: float) -> int:
+    """How many apart (by more than a digit height) the page's vertical rules stand."""
+    xs = sorted(r.at for r in rules.vertical)
+    n, last = 0, None
+    for x in xs:
+        if last is None or x - last > max(height, 1):
+            n += 1
+        last = x
+    return n
 
 
 def keep(blobs: list, test, kind: str, dropped: list) -> list:

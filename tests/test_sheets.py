@@ -83,6 +83,26 @@ def test_a_rule_between_two_digits_that_touch_it_is_a_scrap_of_neither():
     assert len(stroke) == 1 and blob_ink(ink, stroke[0])[80 - stroke[0].y0].any()
 
 
+def test_a_1_between_two_ruled_lines_is_no_cell_wall():
+    """A thin upright stroke meeting the rule above and below is a table's cell wall only where
+    the page has a table (vertical rules in three places or more); between the lines of ruled
+    paper with a margin it is a 1."""
+    def page(columns):
+        p = np.full((400, 600), 235, np.uint8)
+        for y in range(40, 400, 60):
+            cv2.line(p, (0, y), (599, y), 120, 2)
+        for x in columns:
+            cv2.line(p, (x, 0), (x, 399), 120, 2)
+        cv2.line(p, (300, 161), (302, 219), 30, 3)               # a 1 from the rule at 160 to 220
+        return p
+
+    for columns, wall in (((60,), False), ((60, 64), False), ((60, 180, 420, 540), True)):
+        blobs, ink, geom, rules, dropped = find_blobs(page(columns), rule_height=36)
+        as_rule = [b for b, kind in dropped if kind == "rule" and b.x0 <= 301 <= b.x1 and b.y0 < 190 < b.y1]
+        kept = [b for b in blobs if b.x0 <= 301 <= b.x1 and b.y0 < 190 < b.y1]
+        assert (bool(as_rule), bool(kept)) == (wall, not wall), (columns, as_rule, kept)
+
+
 def test_writing_angle_of_a_tilted_grid():
     page = grid_page(cell=40, n=8)
     for digit_y in range(8):                                  # marks in each cell

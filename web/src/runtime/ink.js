@@ -613,7 +613,9 @@ export function findBlobs(page, ruleHeight = 0.0, grid = null) {
     const P = seg.on_paper.data;
     blobs = keep(blobs, (b) => P[((b.y0 + b.y1) >> 1) * w + ((b.x0 + b.x1) >> 1)] !== 0, "desk", dropped);
     const rules = seg.rules;
-    if (rules.mask) blobs = keep(blobs, (b) => !cellWall(b, rules.mask, stroke), "rule", dropped);
+    if (rules.mask && tableColumns(rules, ruleHeight || 0) >= 3) {
+      blobs = keep(blobs, (b) => !cellWall(b, rules.mask, stroke), "rule", dropped);
+    }
     // the typical digit height: area-weighted median over blobs that are not page edges
     let height = typicalHeight(blobs, h, w);
     // marks amid stray marks are texture (a desk, fabric), not writing: drop them, measure again
@@ -655,6 +657,17 @@ export function cellWall(b, rules, stroke) {
   const above = anyIn(rules, Math.max(0, b.y0 - reach), b.y0 + 1, x0, x1);
   const under = anyIn(rules, Math.max(0, b.y1 - 1), b.y1 + reach, x0, x1);
   return above && under;
+}
+
+// How many apart (by more than a digit height) the page's vertical rules stand (see table_columns).
+export function tableColumns(rules, height) {
+  const xs = rules.vertical.map((r) => r.at).sort((a, b) => a - b);
+  let n = 0, last = null;
+  for (const x of xs) {
+    if (last === null || x - last > Math.max(height, 1)) n += 1;
+    last = x;
+  }
+  return n;
 }
 
 // The blobs that pass `test`; the others go to `dropped` as [blob, kind].

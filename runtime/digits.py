@@ -150,7 +150,8 @@ class Read:
 
 
 FAINT = T["FAINT"]  # ink lighter than this share of a blob's darkest is not its own
-NARROW = 0.45  # a mark narrower than this share of its height, read as an unsure 1, is read again this wide
+NARROW = T["NARROW"]  # a mark narrower than this share of its height, read as an unsure 1, is read again this wide
+NARROW_SURE = T["NARROW_SURE"]  # a 1 read under this (among the digits) is unsure
 SPLIT_COST = T["SPLIT_COST"]  # each extra piece must buy at least this much log-probability
 
 
@@ -389,9 +390,9 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
 
 def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget):
     """Read again, stretched to `NARROW` of their height, the tall narrow marks read as an unsure
-    1 (under 0.9 among the digits): fitted by its height into the 20x20 box, a narrow 7 or 9
-    keeps a top of a few pixels, which reads as a 1's flag. The wider reading replaces the
-    first where the model is surer of it (a 1 stays a 1: it reads surely as it is)."""
+    1 (under `NARROW_SURE` among the digits): fitted by its height into the 20x20 box, a narrow
+    7 or 9 keeps a top of a few pixels, which reads as a 1's flag. The wider reading replaces
+    the first where the model is surer of it (a 1 stays a 1: it reads surely as it is)."""
     labels = list(recognizer.labels)
     one = int(np.flatnonzero(digit).tolist().index(labels.index("1"))) if "1" in labels else None
     again = []
@@ -399,7 +400,7 @@ def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer
         v = options[j][1]
         h, w = v.shape
         p = as_digit(probs[j], digit)
-        if one is not None and w < NARROW * h and p.argmax() == one and p[one] < 0.9:
+        if one is not None and w < NARROW * h and p.argmax() == one and p[one] < NARROW_SURE:
             again.append((k, j, cv2.resize(v, (int(round(NARROW * h)), h), interpolation=cv2.INTER_LINEAR)))
     if not again:
         return

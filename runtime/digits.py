@@ -150,8 +150,9 @@ class Read:
 
 
 FAINT = T["FAINT"]  # ink lighter than this share of a blob's darkest is not its own
-NARROW = T["NARROW"]  # a mark narrower than this share of its height, read as an unsure 1, is read again this wide
-NARROW_SURE = T["NARROW_SURE"]  # a 1 read under this (among the digits) is unsure
+NARROW = T["NARROW"]  # a mark narrower than this share of its height, read as an unsure 1, is read again
+NARROW_SURE = T["NARROW_SURE"]  # (a 1 read under this among the digits is unsure)
+WIDENED = T["WIDENED"]  # stretched to this share of its height
 SPLIT_COST = T["SPLIT_COST"]  # each extra piece must buy at least this much log-probability
 
 
@@ -389,10 +390,11 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
 
 
 def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget):
-    """Read again, stretched to `NARROW` of their height, the tall narrow marks read as an unsure
-    1 (under `NARROW_SURE` among the digits): fitted by its height into the 20x20 box, a narrow
-    7 or 9 keeps a top of a few pixels, which reads as a 1's flag. The wider reading replaces
-    the first where the model is surer of it (a 1 stays a 1: it reads surely as it is)."""
+    """Read again, stretched to `WIDENED` of their height, the marks narrower than `NARROW` of it
+    read as an unsure 1 (under `NARROW_SURE` among the digits): fitted by its height into the
+    20x20 box, a narrow 7 or 9 keeps a top of a few pixels, which reads as a 1's flag. The wider
+    reading replaces the first where the model is surer of it. An upright 1 reads surely as it
+    is; a slanted one, unsure more often, is wider than `NARROW` (stretched, it can read as a 7)."""
     labels = list(recognizer.labels)
     one = int(np.flatnonzero(digit).tolist().index(labels.index("1"))) if "1" in labels else None
     again = []
@@ -401,7 +403,7 @@ def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer
         h, w = v.shape
         p = as_digit(probs[j], digit)
         if one is not None and w < NARROW * h and p.argmax() == one and p[one] < NARROW_SURE:
-            again.append((k, j, cv2.resize(v, (int(round(NARROW * h)), h), interpolation=cv2.INTER_LINEAR)))
+            again.append((k, j, cv2.resize(v, (int(round(WIDENED * h)), h), interpolation=cv2.INTER_LINEAR)))
     if not again:
         return
     if budget is not None:

@@ -493,8 +493,8 @@ export function shapeCost(v, line, width, piece = false) {
 }
 
 // normalize_digit(v, ink="white") of a {h, w, data}.
-// Tall narrow marks read as an unsure 1, read again stretched to NARROW of their height; the
-// wider reading replaces the first where the model is surer of it (see widen_unsure_ones).
+// Marks narrower than NARROW of their height read as an unsure 1, read again stretched to WIDENED
+// of it; the wider reading replaces the first where the model is surer of it (see widen_unsure_ones).
 async function widenUnsureOnes(options, best, bestScore, probs, crops, digit, recognizer, opt, budget) {
   const labels = recognizer.labels;
   if (!labels.includes("1")) return;
@@ -505,7 +505,7 @@ async function widenUnsureOnes(options, best, bestScore, probs, crops, digit, re
     const p = asDigit(probs[j], digit);
     let top = 0;
     for (let c = 1; c < p.length; c++) if (p[c] > p[top]) top = c;
-    if (v.w < NARROW * v.h && top === one && p[one] < f32(NARROW_SURE)) again.push([k, j, stretched(v, int(round(NARROW * v.h)))]);
+    if (v.w < NARROW * v.h && top === one && p[one] < f32(NARROW_SURE)) again.push([k, j, stretched(v, int(round(WIDENED * v.h)))]);
   }
   if (!again.length) return;
   if (budget !== null) budget.take(again.length);
@@ -771,8 +771,9 @@ const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them p
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
-const NARROW = T["NARROW"];  // a mark narrower than this share of its height, read as an unsure 1, is read again this wide
-const NARROW_SURE = T["NARROW_SURE"];  // a 1 read under this (among the digits) is unsure
+const NARROW = T["NARROW"];  // a mark narrower than this share of its height, read as an unsure 1, is read again
+const NARROW_SURE = T["NARROW_SURE"];  // (a 1 read under this among the digits is unsure)
+const WIDENED = T["WIDENED"];  // stretched to this share of its height
 const LONE_ONE = T["LONE_ONE"];  // a 1 alone on its line (outside a table) read under this is a stroke
 const PRINT_STROKE = T["PRINT_STROKE"];  // a 1 in a line of print read under this is one of its strokes (l, I, /)
 const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print

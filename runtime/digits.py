@@ -572,15 +572,19 @@ def touches(r: Read, others: list) -> int:
 
 def print_style(nones: list, digit: np.ndarray):
     """The page's print, read off the marks the classifier called "none" (above `PRINT_SURE`):
-    (those marks, their median height) when there are at least three and a third of them are
-    within 12% of that height (printed characters share a typeface and a height; handwritten
-    letters and signs do not), else None."""
+    (those marks, their median height, their median darkness, the lines that hold one of that
+    height within 25%) when there are at least three and a third of them are within 12% of that
+    height (printed characters share a typeface and a height; handwritten letters and signs do
+    not), else None."""
     sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
     if len(sure) < 3:
         return None
     height = float(np.median([r.y1 - r.y0 for r in sure]))
     alike = [r for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.12]
-    return (sure, height) if len(alike) >= max(3, len(sure) / 3) else None
+    if len(alike) < max(3, len(sure) / 3):
+        return None
+    darkness = float(np.median([r.darkness for r in sure]))
+    return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}
 
 
 def printed_like(keep: list, style, table: set = frozenset()) -> list:
@@ -593,10 +597,8 @@ def printed_like(keep: list, style, table: set = frozenset()) -> list:
     a running head."""
     if style is None or not keep:
         return []
-    sure, style_h = style
-    style_d = float(np.median([r.darkness for r in sure]))
+    sure, style_h, style_d, print_lines = style
     fits = lambda r, within: abs((r.y1 - r.y0) / style_h - 1) < within
-    print_lines = {r.line for r in sure if fits(r, 0.25)}
     table_print = any(id(r) in table for r in sure if fits(r, 0.25))
     return [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
             and fits(r, 0.12) and r.darkness > style_d - 0.12]
@@ -609,9 +611,7 @@ def printed_strokes(keep: list, style, table: set, labels: list) -> list:
     height was read off, which `printed_like` misses. A handwritten 1 reads surely as a 1."""
     if style is None or "1" not in labels:
         return []
-    sure, style_h = style
-    style_d = float(np.median([r.darkness for r in sure]))
-    print_lines = {r.line for r in sure if abs((r.y1 - r.y0) / style_h - 1) < 0.25}
+    _, style_h, style_d, print_lines = style
     digit = digit_columns(labels)
     one = int(np.flatnonzero(digit).tolist().index(labels.index("1")))
     return [r for r in keep if r.line in print_lines and id(r) not in table

@@ -819,22 +819,23 @@ export function touches(r, others) {
   return sides.size;
 }
 
-// The page's print: [its sure "none" marks, their median height], or null (see print_style).
+// The page's print: [its sure "none" marks, their median height, their median darkness, the lines
+// holding one of that height], or null (see print_style).
 export function printStyle(nones, digit) {
   const sure = nones.filter((r) => sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE));
   if (sure.length < 3) return null;
   const height = median(sure.map((r) => r.y1 - r.y0));
   const alike = sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.12);
-  return alike.length >= Math.max(3, sure.length / 3) ? [sure, height] : null;
+  if (alike.length < Math.max(3, sure.length / 3)) return null;
+  const darkness = median(sure.map((r) => r.darkness));
+  return [sure, height, darkness, new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.25).map((r) => r.line))];
 }
 
 // Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py).
 export function printedLike(keep, style, table = new Set()) {
   if (style === null || !keep.length) return [];
-  const [sure, styleH] = style;
-  const styleD = median(sure.map((r) => r.darkness));
+  const [sure, styleH, styleD, printLines] = style;
   const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
-  const printLines = new Set(sure.filter((r) => fits(r, 0.25)).map((r) => r.line));
   const tablePrint = sure.some((r) => fits(r, 0.25) && table.has(r));
   return keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
                      && fits(r, 0.12) && r.darkness > styleD - 0.12);
@@ -844,9 +845,7 @@ export function printedLike(keep, style, table = new Set()) {
 // and read under PRINT_STROKE: the straight strokes of print (see printed_strokes).
 export function printedStrokes(keep, style, table, labels) {
   if (style === null || !labels.includes("1")) return [];
-  const [sure, styleH] = style;
-  const styleD = median(sure.map((r) => r.darkness));
-  const printLines = new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / styleH - 1) < 0.25).map((r) => r.line));
+  const [, styleH, styleD, printLines] = style;
   const digit = digitColumns(labels);
   const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;   // "1" among the digit columns
   const isOne = (r) => {

@@ -372,7 +372,9 @@ def cell_wall(b: Blob, rules: np.ndarray, stroke: float) -> bool:
 
 
 def table_columns(rules, height: float) -> int:
-    """How many apart (by more than a digit height) the page's vertical rules stand."""
+    """In how many places (more than a digit height apart) the page's vertical rules stand: a
+    table's short cell walls (`cell_wall`) are looked for with three or more; ruled paper with a
+    margin has one or two, and a 1 there meets the lines above and below it."""
     xs = sorted(r.at for r in rules.vertical)
     n, last = 0, None
     for x in xs:

@@ -659,7 +659,8 @@ export function cellWall(b, rules, stroke) {
   return above && under;
 }
 
-// How many apart (by more than a digit height) the page's vertical rules stand (see table_columns).
+// In how many places (more than a digit height apart) the page's vertical rules stand: cell walls
+// are looked for with three or more (see table_columns).
 export function tableColumns(rules, height) {
   const xs = rules.vertical.map((r) => r.at).sort((a, b) => a - b);
   let n = 0, last = null;

@@ -396,13 +396,11 @@ def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer
     reading replaces the first where the model is surer of it. An upright 1 reads surely as it
     is; a slanted one, unsure more often, is wider than `NARROW` (stretched, it can read as a 7)."""
     labels = list(recognizer.labels)
-    one = int(np.flatnonzero(digit).tolist().index(labels.index("1"))) if "1" in labels else None
     again = []
     for k, j in best.items():
         v = options[j][1]
         h, w = v.shape
-        p = as_digit(probs[j], digit)
-        if one is not None and w < NARROW * h and p.argmax() == one and p[one] < NARROW_SURE:
+        if w < NARROW * h and unsure_one(probs[j], labels, NARROW_SURE):
             again.append((k, j, cv2.resize(v, (int(round(WIDENED * h)), h), interpolation=cv2.INTER_LINEAR)))
     if not again:
         return
@@ -612,11 +610,20 @@ def printed_strokes(keep: list, style, table: set, labels: list) -> list:
     if style is None or "1" not in labels:
         return []
     _, style_h, style_d, print_lines = style
-    digit = digit_columns(labels)
-    one = int(np.flatnonzero(digit).tolist().index(labels.index("1")))
     return [r for r in keep if r.line in print_lines and id(r) not in table
-            and as_digit(r.probs, digit).argmax() == one and as_digit(r.probs, digit)[one] < PRINT_STROKE
+            and unsure_one(r.probs, labels, PRINT_STROKE)
             and 0.6 < (r.y1 - r.y0) / style_h < 1.6 and r.darkness > style_d - 0.12]
+
+
+def unsure_one(probs: np.ndarray, labels: list, below: float) -> bool:
+    """Whether a read's likeliest digit is a 1 (among the digits, "none" left out) read under
+    `below`."""
+    if "1" not in labels:
+        return False
+    digit = digit_columns(labels)
+    p = as_digit(probs, digit)
+    one = int(np.flatnonzero(digit).tolist().index(labels.index("1")))
+    return bool(p.argmax() == one and p[one] < below)
 
 
 def lone_strokes(keep: list, table: set, labels: list) -> list:

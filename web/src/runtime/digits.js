@@ -497,15 +497,12 @@ export function shapeCost(v, line, width, piece = false) {
 // of it; the wider reading replaces the first where the model is surer of it (see widen_unsure_ones).
 async function widenUnsureOnes(options, best, bestScore, probs, crops, digit, recognizer, opt, budget) {
   const labels = recognizer.labels;
-  if (!labels.includes("1")) return;
-  const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;
   const again = [];
   for (const [k, j] of best) {
     const v = options[j][1];
-    const p = asDigit(probs[j], digit);
-    let top = 0;
-    for (let c = 1; c < p.length; c++) if (p[c] > p[top]) top = c;
-    if (v.w < NARROW * v.h && top === one && p[one] < f32(NARROW_SURE)) again.push([k, j, stretched(v, int(round(WIDENED * v.h)))]);
+    if (v.w < NARROW * v.h && unsureOne(probs[j], labels, NARROW_SURE)) {
+      again.push([k, j, stretched(v, int(round(WIDENED * v.h)))]);
+    }
   }
   if (!again.length) return;
   if (budget !== null) budget.take(again.length);
@@ -846,17 +843,21 @@ export function printedLike(keep, style, table = new Set()) {
 export function printedStrokes(keep, style, table, labels) {
   if (style === null || !labels.includes("1")) return [];
   const [, styleH, styleD, printLines] = style;
-  const digit = digitColumns(labels);
-  const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;   // "1" among the digit columns
-  const isOne = (r) => {
-    const p = asDigit(r.probs, digit);
-    let best = 0;
-    for (let c = 1; c < p.length; c++) if (p[c] > p[best]) best = c;
-    return best === one && p[one] < f32(PRINT_STROKE);
-  };
-  return keep.filter((r) => printLines.has(r.line) && !table.has(r) && isOne(r)
+  return keep.filter((r) => printLines.has(r.line) && !table.has(r) && unsureOne(r.probs, labels, PRINT_STROKE)
                      && 0.6 < (r.y1 - r.y0) / styleH && (r.y1 - r.y0) / styleH < 1.6
                      && r.darkness > styleD - 0.12);
+}
+
+// Whether a read's likeliest digit is a 1 (among the digits, "none" left out) read under `below`
+// (see unsure_one).
+export function unsureOne(probs, labels, below) {
+  if (!labels.includes("1")) return false;
+  const digit = digitColumns(labels);
+  const p = asDigit(probs, digit);
+  const one = digit.slice(0, labels.indexOf("1")).filter(Boolean).length;   // "1" among the digit columns
+  let top = 0;
+  for (let c = 1; c < p.length; c++) if (p[c] > p[top]) top = c;
+  return top === one && p[one] < f32(below);
 }
 
 // Kept 1s alone on their line (one or two, nothing else), outside a table, read under LONE_ONE:

@@ -572,14 +572,15 @@ def print_style(nones: list, digit: np.ndarray):
     """The page's print, read off the marks the classifier called "none" (above `PRINT_SURE`):
     (those marks, their median height, their median darkness, the lines that hold one of that
     height within 25%) when there are at least three and a third of them are within 12% of that
-    height (printed characters share a typeface and a height; handwritten letters and signs do
-    not), else None."""
+    height, two of those on one line (printed characters share a typeface and a height, and
+    stand in lines of text; handwritten letters and signs do not), else None."""
     sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
     if len(sure) < 3:
         return None
     height = float(np.median([r.y1 - r.y0 for r in sure]))
     alike = [r for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.12]
-    if len(alike) < max(3, len(sure) / 3):
+    lines = [r.line for r in alike]
+    if len(alike) < max(3, len(sure) / 3) or max(lines.count(n) for n in lines) < 2:
         return None
     darkness = float(np.median([r.darkness for r in sure]))
     return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}

@@ -315,6 +315,7 @@ def sheet_region(page: np.ndarray):
 # pieces beyond which a view is noise (above page.NOISE's limit for any photo): merging them, a
 # Python sweep, took 3.5 s on a 1080x1920 frame of noise (25k pieces)
 MAX_PIECES = T["MAX_PIECES"]
+EDGE_RULE = T["EDGE_RULE"]  # a vertical rule this many digit heights from the page's side is its edge
 
 
 def find_blobs(page: np.ndarray, rule_height: float = 0.0, grid=None):
@@ -339,7 +340,7 @@ def find_blobs(page: np.ndarray, rule_height: float = 0.0, grid=None):
                   bool(edge[i])) for i in ids]
     dropped = []
     blobs = keep(blobs, lambda b: on_paper[(b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2], "desk", dropped)
-    if rules.mask is not None and table_columns(rules, rule_height or 0) >= 3:
+    if rules.mask is not None and table_columns(rules, rule_height or 0, w) >= 3:
         blobs = keep(blobs, lambda b: not cell_wall(b, rules.mask, stroke), "rule", dropped)
     # the typical digit height: area-weighted median over blobs that are not page edges
     height = typical_height(blobs, h, w)
@@ -371,11 +372,14 @@ def cell_wall(b: Blob, rules: np.ndarray, stroke: float) -> bool:
     return bool(above.any() and below.any())
 
 
-def table_columns(rules, height: float) -> int:
+def table_columns(rules, height: float, width: int) -> int:
     """In how many places (more than a digit height apart) the page's vertical rules stand: a
     table's short cell walls (`cell_wall`) are looked for with three or more; ruled paper with a
-    margin has one or two, and a 1 there meets the lines above and below it."""
-    xs = sorted(r.at for r in rules.vertical)
+    margin has one or two, and a 1 there meets the lines above and below it. A rule within
+    `EDGE_RULE` digit heights of the page's left or right side (`width` px wide) is the sheet's
+    edge against the desk, not a column."""
+    edge = EDGE_RULE * max(height, 1)
+    xs = sorted(r.at for r in rules.vertical if edge < r.at < width - edge)
     n, last = 0, None
     for x in xs:
         if last is None or x - last > max(height, 1):

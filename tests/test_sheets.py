@@ -86,7 +86,8 @@ def test_a_rule_between_two_digits_that_touch_it_is_a_scrap_of_neither():
 def test_a_1_between_two_ruled_lines_is_no_cell_wall():
     """A thin upright stroke meeting the rule above and below is a table's cell wall only where
     the page has a table (vertical rules in three places or more); between the lines of ruled
-    paper with a margin it is a 1."""
+    paper with a margin it is a 1, also where the sheet's two edges against the desk stand as
+    rules beside the margin (a photo of a ruled page)."""
     def page(columns):
         p = np.full((400, 600), 235, np.uint8)
         for y in range(40, 400, 60):
@@ -96,7 +97,8 @@ def test_a_1_between_two_ruled_lines_is_no_cell_wall():
         cv2.line(p, (300, 161), (302, 219), 30, 3)               # a 1 from the rule at 160 to 220
         return p
 
-    for columns, wall in (((60,), False), ((60, 64), False), ((60, 180, 420, 540), True)):
+    for columns, wall in (((60,), False), ((60, 64), False), ((60, 180, 420, 540), True),
+                          ((4, 60, 594), False)):
         blobs, ink, geom, rules, dropped = find_blobs(page(columns), rule_height=36)
         as_rule = [b for b, kind in dropped if kind == "rule" and b.x0 <= 301 <= b.x1 and b.y0 < 190 < b.y1]
         kept = [b for b in blobs if b.x0 <= 301 <= b.x1 and b.y0 < 190 < b.y1]
@@ -259,6 +261,26 @@ def test_the_straight_strokes_of_print_are_print():
                                            read(260, 28, 0, 0.8, dark=0.3), read(280, 28, 0, 0.8, cell=((0, 50), (270, 300))))
     keep = [slash, sure_one, below, pale, in_cell]
     assert printed_strokes(keep, style, {id(in_cell)}, labels) == [slash]
+
+
+def test_print_stands_in_lines_handwritten_words_do_not():
+    """Print is told by marks the model surely calls "none" that share one height, two of them
+    at least on one line. Handwritten words of one size in a column, one mark a line (a "yes",
+    an "&", a "no" after lines of digits), make no print style, so the digits beside them stay."""
+    from edgedigits.runtime.digits import Read, print_style
+
+    digit = np.array([True] * 10 + [False])
+    probs = np.zeros(11, np.float32)
+    probs[10] = 0.99
+
+    def mark(x, line, h=30):
+        return Read(x, 100 * line - h, x + 25, 100 * line, probs, None, line, darkness=0.6)
+
+    words = [mark(500, 1), mark(700, 2, 29), mark(520, 5, 27), mark(300, 7, 42)]
+    assert print_style(words, digit) is None
+    printed = words + [mark(530, 1, 31)]
+    style = print_style(printed, digit)
+    assert style is not None and 1 in style[3]
 
 
 def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):

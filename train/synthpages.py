@@ -179,7 +179,8 @@ def spacing_for(style: str, rng):
 def write_digits(sheet, rng, images, labels, x0, baseline, height, right, ink, style, grid, pen,
                  slope=0.0):
     """One line of 4-10 digits from x0 with bottoms on `baseline` (rising by `slope` px per px,
-    on plain paper), those that fit before `right`; (digit string, boxes, end x). Nothing is
+    on plain paper), those that fit before `right`; (digit string, boxes (x, y, w, h, index of
+    the MNIST test digit), end x). Nothing is
     written if fewer than 3 fit."""
     placed, x = [], x0
     for _ in range(int(rng.integers(4, 11))):
@@ -195,14 +196,14 @@ def write_digits(sheet, rng, images, labels, x0, baseline, height, right, ink, s
             break
         bottom = (baseline + slope * (left - x0) - rng.uniform(0.0, 0.08) * height
                   + rng.uniform(-0.03, 0.03) * height)
-        placed.append((a, int(round(left)), int(round(bottom - h)), str(int(labels[k]))))
+        placed.append((a, int(round(left)), int(round(bottom - h)), str(int(labels[k])), k))
         x += step
     if len(placed) < 3:
         return "", [], x0
-    for a, bx, by, _ in placed:
+    for a, bx, by, _, _ in placed:
         sheet.multiply(a, INKS[ink], bx, by)
-    boxes = [(bx, by, a.shape[1], a.shape[0]) for a, bx, by, _ in placed]
-    end = max(bx + w for bx, _, w, _ in boxes)
+    boxes = [(bx, by, a.shape[1], a.shape[0], k) for a, bx, by, _, k in placed]
+    end = max(bx + w for bx, _, w, _, _ in boxes)
     return "".join(p[3] for p in placed), boxes, end
 
 
@@ -251,7 +252,7 @@ def printed_text(sheet, rng, text, x, baseline, em, right):
 def layout(sheet, rng, images, labels, style, ink, area):
     """Write the page's lines inside `area` (x0, y0, x1, y1): digit lines, a printed header
     or footer, lines of handwritten words, and marks after some digit lines. Returns
-    (truth lines, digit boxes [(box, label, line)], distractors)."""
+    (truth lines, digit boxes [(box, label, line, MNIST test index)], distractors)."""
     x0, y0, x1, y1 = area
     pitch, grid, height = spacing_for(style, rng)
     if style == "margin":                               # the margin line, then the writing
@@ -284,7 +285,7 @@ def layout(sheet, rng, images, labels, style, ink, area):
                 continue
             line = len(truth)
             truth.append(text)
-            digit_boxes += [(b, int(c), line) for b, c in zip(boxes, text)]
+            digit_boxes += [(b[:4], int(c), line, b[4]) for b, c in zip(boxes, text)]
             if rng.random() < 0.4:          # a sign or word after the line, well apart
                 x = end + height * rng.uniform(1.0, 2.5)
                 base = row + slope * (x - indent)
@@ -370,7 +371,8 @@ def make_page(rng_or_seed, digits_images, digits_labels, style: str = "ruled", t
     style: one of STYLES; tilt: degrees the sheet is turned (default random within +-8);
     ink: one of INKS, paper: one of PAPERS (default random).
     info: style, tilt, ink, paper, size, digit height and line pitch (sheet px), the digits'
-    boxes (x, y, w, h in the photo) with label and line, and the distractors' boxes, kind, text.
+    boxes (x, y, w, h in the photo) with label, line and MNIST test index ("mnist"), and the
+    distractors' boxes, kind, text.
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
@@ -386,7 +388,8 @@ def make_page(rng_or_seed, digits_images, digits_labels, style: str = "ruled", t
                                         np.asarray(digits_labels), style, ink, area)
     image, M = camera(sheet.img, (W, H), tilt, rng)
     info = {"style": style, "tilt": round(tilt, 2), "ink": ink, "paper": paper, "size": [W, H],
-            "digits": [{"box": _map_box(b, M), "label": c, "line": i} for b, c, i in digits],
+            "digits": [{"box": _map_box(b, M), "label": c, "line": i, "mnist": int(k)}
+                       for b, c, i, k in digits],
             "distractors": [{**d, "box": _map_box(d["box"], M)} for d in distractors]}
     return image, truth, info
 

@@ -823,7 +823,9 @@ export function printStyle(nones, digit) {
   if (sure.length < 3) return null;
   const height = median(sure.map((r) => r.y1 - r.y0));
   const alike = sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.12);
-  if (alike.length < Math.max(3, sure.length / 3)) return null;
+  const perLine = new Map();
+  for (const r of alike) perLine.set(r.line, (perLine.get(r.line) || 0) + 1);
+  if (alike.length < Math.max(3, sure.length / 3) || Math.max(...perLine.values()) < 2) return null;
   const darkness = median(sure.map((r) => r.darkness));
   return [sure, height, darkness, new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.25).map((r) => r.line))];
 }

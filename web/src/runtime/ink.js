@@ -580,6 +580,7 @@ export function sheetRegion(page) {
 
 // pieces beyond which a view is noise (above page.NOISE's limit for any photo)
 const MAX_PIECES = T["MAX_PIECES"];
+const EDGE_RULE = T["EDGE_RULE"];  // a vertical rule this many digit heights from the page's side is its edge
 
 // [blobs, Ink, Geometry, Rules, dropped ([blob, kind] pairs)]: candidate digits on the page,
 // see ink.find_blobs. The caller deletes the Ink and the Rules (`.delete()`).
@@ -613,7 +614,7 @@ export function findBlobs(page, ruleHeight = 0.0, grid = null) {
     const P = seg.on_paper.data;
     blobs = keep(blobs, (b) => P[((b.y0 + b.y1) >> 1) * w + ((b.x0 + b.x1) >> 1)] !== 0, "desk", dropped);
     const rules = seg.rules;
-    if (rules.mask && tableColumns(rules, ruleHeight || 0) >= 3) {
+    if (rules.mask && tableColumns(rules, ruleHeight || 0, w) >= 3) {
       blobs = keep(blobs, (b) => !cellWall(b, rules.mask, stroke), "rule", dropped);
     }
     // the typical digit height: area-weighted median over blobs that are not page edges
@@ -660,9 +661,12 @@ export function cellWall(b, rules, stroke) {
 }
 
 // In how many places (more than a digit height apart) the page's vertical rules stand: cell walls
-// are looked for with three or more (see table_columns).
-export function tableColumns(rules, height) {
-  const xs = rules.vertical.map((r) => r.at).sort((a, b) => a - b);
+// are looked for with three or more; a rule within EDGE_RULE digit heights of the page's left or
+// right side is the sheet's edge (see table_columns).
+export function tableColumns(rules, height, width) {
+  const edge = EDGE_RULE * Math.max(height, 1);
+  const xs = rules.vertical.map((r) => r.at).filter((x) => edge < x && x < width - edge)
+    .sort((a, b) => a - b);
   let n = 0, last = null;
   for (const x of xs) {
     if (last === null || x - last > Math.max(height, 1)) n += 1;

@@ -154,6 +154,7 @@ NARROW = T["NARROW"]  # a mark narrower than this share of its height, read as a
 NARROW_SURE = T["NARROW_SURE"]  # (a 1 read under this among the digits is unsure)
 WIDENED = T["WIDENED"]  # stretched to this share of its height
 SPLIT_COST = T["SPLIT_COST"]  # each extra piece must buy at least this much log-probability
+STACKED = T["STACKED"]  # a mark this many times as tall as its line may reach into another line
 
 
 def digit_columns(labels: list) -> np.ndarray:
@@ -343,7 +344,10 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
         probs = probs.copy()
     widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget)
     reads = []
-    pieces, plans = [], []
+    pieces, plans, stacked = [], [], []
+    first = {}                                  # each blob's first option: its whole ink
+    for j, (k, *_rest) in enumerate(options):
+        first.setdefault(k, j)
     for k, (i, b) in enumerate(items):
         if k not in best:
             reads.append([])
@@ -356,6 +360,12 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
         whole.odd = (b.touches_edge or b.clutter > 0.005 or max(w, h) < 0.45 * ln.height
                      or w > 1.6 * max(h, ln.height))
         reads.append([whole])
+        _, fv, fx, fy = options[first[k]]
+        other = line_across(fx, fy, fx + fv.shape[1], fy + fv.shape[0], lines, i)
+        if opt.split and other is not None:     # two lines' digits touching: cut across, not down
+            upper, lower = sorted((i, other), key=lambda n: lines[n].top)
+            stacked.append((k, upper, lower, fv, fx, fy))
+            continue
         # wide blobs may be touching digits (a confident read of a moderately wide one is kept)
         if not opt.split or w < 1.15 * width or (w < 1.6 * width and as_digit(whole.probs, digit).max() > 0.9):
             continue
@@ -386,7 +396,72 @@ def classify_blobs(lines: list, ink: Ink, geom: Geometry, recognizer, opt, budge
             if path:
                 reads[k] = [Read(*pieces[j][1:5], pprobs[j], pcrops[j], i, cell=whole.cell,
                                  darkness=ink_darkness(pieces[j][5])) for j in path]
+    if stacked:
+        cut_across_lines(stacked, items, reads, best_score, lines, width, recognizer, opt, budget)
     return [r for rs in reads for r in rs]
+
+
+def line_across(x0: int, y0: int, x1: int, y1: int, lines: list, i: int):
+    """The other line whose digits a mark of line i reaches into: for a tall mark (over `STACKED`
+    of line i's height), the nearest line that it covers for half its height or more, at its
+    place across the page (a digit touching the digit under it, writing on every line of ruled
+    paper; the two may have been put in either line). Its index, or None."""
+    ln = lines[i]
+    if y1 - y0 < STACKED * ln.height:
+        return None
+    found = None
+    for j, o in enumerate(lines):
+        if (j != i and min(y1, o.top + o.height) - max(y0, o.top) >= 0.5 * o.height
+                and min(b.x0 for b in o.blobs) - o.height < (x0 + x1) / 2 < max(b.x1 for b in o.blobs) + o.height
+                and (found is None or abs(o.top - ln.top) < abs(lines[found].top - ln.top))):
+            found = j
+    return found
+
+
+def cut_across_lines(stacked: list, items: list, reads: list, best_score: dict, lines: list,
+                     width: float, recognizer, opt, budget) -> None:
+    """Cut each mark of `stacked` [(item, upper line, lower line, ink, x0, y0)] in two across,
+    near where the lower line starts (five rows from 0.3 of its height above its top to 0.3
+    below), where the two pieces read best as digits: the top piece goes to the upper line and
+    the bottom one to the lower line. Kept whole where it reads better whole (a 7 whose tail
+    reaches the next line), or where a piece is under half its line's height or the bottom one
+    is a narrow stroke (a tail)."""
+    cands = []
+    for k, upper, lower, v, x0, y0 in stacked:
+        for f in (-0.3, -0.15, 0.0, 0.15, 0.3):
+            c = int(round(lines[lower].top + f * lines[lower].height - y0))
+            if not 0 < c < v.shape[0]:
+                continue
+            top, bottom = trim(v[:c]), trim(v[c:])
+            if top is None or bottom is None:
+                continue
+            th, bh, bw = top[1] - top[0], bottom[1] - bottom[0], bottom[3] - bottom[2]
+            if th < 0.5 * lines[upper].height or bh < 0.5 * lines[lower].height or bw < 0.35 * bh:
+                continue
+            ty0, ty1, tx0, tx1 = top
+            by0, by1, bx0, bx1 = bottom
+            cands.append((k, upper, lower, (x0 + tx0, y0 + ty0, v[ty0:ty1, tx0:tx1]),
+                          (x0 + bx0, y0 + c + by0, v[c + by0:c + by1, bx0:bx1])))
+    if not cands:
+        return
+    if budget is not None:
+        budget.take(2 * len(cands))
+    crops = [normalize_digit(p[2], ink="white", match_stroke=opt.match_stroke) for c in cands for p in c[3:]]
+    probs = recognizer.predict(np.stack(crops))
+    digit = digit_columns(recognizer.labels)
+    chosen = {}
+    for n, (k, upper, lower, top, bottom) in enumerate(cands):
+        score = (np.log(as_digit(probs[2 * n], digit).max() + 1e-6)
+                 + np.log(as_digit(probs[2 * n + 1], digit).max() + 1e-6)
+                 - shape_cost(top[2], lines[upper], width) - shape_cost(bottom[2], lines[lower], width))
+        if score > best_score[k] and (k not in chosen or score > chosen[k][0]):
+            chosen[k] = (score, n)
+    for k, (_, n) in chosen.items():
+        _, upper, lower, top, bottom = cands[n]
+        i, whole = items[k][0], reads[k][0]
+        reads[k] = [Read(x, y, x + p.shape[1], y + p.shape[0], probs[2 * n + m], crops[2 * n + m], line,
+                         cell=whole.cell if line == i else None, darkness=ink_darkness(p))
+                    for m, ((x, y, p), line) in enumerate(((top, upper), (bottom, lower)))]
 
 
 def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget):

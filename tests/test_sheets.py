@@ -368,6 +368,32 @@ def test_tilted_ruled_page_is_turned_upright(mnist, rec):
         assert abs(read_page(image, rec).turn - tilt) < 3, tilt
 
 
+def test_a_digit_touching_the_digit_under_it_is_cut_across(mnist, rec):
+    """Writing on every line, a digit's foot touches the digit below: one mark two lines tall.
+    It is cut across where the lower line starts, and each piece is read in its own line."""
+    _, _, images, labels = mnist
+    labels = np.asarray(labels)
+
+    def ink(digit, n=1):                  # the n-th MNIST test image of `digit`, 50 px tall, dark on white
+        a = images[np.flatnonzero(labels == digit)[n]]
+        ys, xs = np.nonzero(a > 30)
+        a = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        return cv2.resize(a, None, fx=50 / a.shape[0], fy=50 / a.shape[0], interpolation=cv2.INTER_CUBIC)
+
+    page = np.full((320, 520), 0, np.uint8)
+    top, bottom = "31247", "58069"
+    for k, (a, b) in enumerate(zip(top, bottom)):
+        x = 60 + 85 * k
+        ua, ub = ink(int(a)), ink(int(b))
+        page[80:80 + ua.shape[0], x:x + ua.shape[1]] = np.maximum(page[80:80 + ua.shape[0], x:x + ua.shape[1]], ua)
+        y = 80 + ua.shape[0] - (3 if k == 2 else -12)         # the 2's foot overlaps the 0's top
+        page[y:y + ub.shape[0], x:x + ub.shape[1]] = np.maximum(page[y:y + ub.shape[0], x:x + ub.shape[1]], ub)
+    page = cv2.cvtColor(255 - page, cv2.COLOR_GRAY2BGR)
+    n, _ = cv2.connectedComponents((page[..., 0] < 128).astype(np.uint8))
+    assert n - 1 == 9                       # (the 2 and the 0 are one mark on the page)
+    assert read_page(page, rec).lines == [top, bottom]
+
+
 def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "edgedigits.cli", "recognize", "--json",
                           str(hard_dir / "AlexKubiesa_sudoku_01_27.jpg"), "--annotate", str(tmp_path)],

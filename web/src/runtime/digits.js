@@ -139,6 +139,7 @@ export class Read {
 
 const FAINT = T["FAINT"];  // ink lighter than this share of a blob's darkest is not its own
 const SPLIT_COST = T["SPLIT_COST"];  // each extra piece must buy at least this much log-probability
+const STACKED = T["STACKED"];  // a mark this many times as tall as its line may reach into another line
 
 // Which of a model's outputs are digits (an 11-class model's last one, "none", is not).
 export function digitColumns(labels) {
@@ -607,7 +608,9 @@ export async function classifyBlobs(lines, ink, geom, recognizer, opt, budget = 
   });
   await widenUnsureOnes(options, best, bestScore, probs, crops, digit, recognizer, opt, budget);
   const reads = [];
-  const pieces = [], plans = [];
+  const pieces = [], plans = [], stacked = [];
+  const first = new Map();                    // each blob's first option: its whole ink
+  options.forEach(([k], j) => { if (!first.has(k)) first.set(k, j); });
   items.forEach(([i, b], k) => {
     if (!best.has(k)) {
       reads.push([]);
@@ -621,6 +624,13 @@ export async function classifyBlobs(lines, ink, geom, recognizer, opt, budget = 
     whole.odd = (b.touches_edge || b.clutter > 0.005 || Math.max(w, h) < 0.45 * ln.height
                  || w > 1.6 * Math.max(h, ln.height));
     reads.push([whole]);
+    const [, fv, fx, fy] = options[first.get(k)];
+    const other = lineAcross(fx, fy, fx + fv.w, fy + fv.h, lines, i);
+    if (opt.split && other !== null) {       // two lines' digits touching: cut across, not down
+      const [upper, lower] = lines[other].top < lines[i].top ? [other, i] : [i, other];
+      stacked.push([k, upper, lower, fv, fx, fy]);
+      return;
+    }
     // wide blobs may be touching digits (a confident read of a moderately wide one is kept)
     if (!opt.split || w < 1.15 * width || (w < 1.6 * width && maxOf(asDigit(whole.probs, digit)) > f32(0.9))) return;
     const most = Math.min(12, int(1.5 * w / width) + 1);
@@ -655,7 +665,63 @@ export async function classifyBlobs(lines, ink, geom, recognizer, opt, budget = 
       }
     }
   }
+  if (stacked.length) await cutAcrossLines(stacked, items, reads, bestScore, lines, width, recognizer, opt, budget);
   return reads.flat();
+}
+
+// The other line whose digits a tall mark of line i reaches into, or null (see line_across).
+export function lineAcross(x0, y0, x1, y1, lines, i) {
+  const ln = lines[i];
+  if (y1 - y0 < STACKED * ln.height) return null;
+  let found = null;
+  lines.forEach((o, j) => {
+    const left = Math.min(...o.blobs.map((b) => b.x0)), right = Math.max(...o.blobs.map((b) => b.x1));
+    if (j !== i && Math.min(y1, o.top + o.height) - Math.max(y0, o.top) >= 0.5 * o.height
+        && left - o.height < (x0 + x1) / 2 && (x0 + x1) / 2 < right + o.height
+        && (found === null || Math.abs(o.top - ln.top) < Math.abs(lines[found].top - ln.top))) found = j;
+  });
+  return found;
+}
+
+// Cut each stacked mark [item, upper line, lower line, ink, x0, y0] in two across, near where
+// the lower line starts, where the pieces read best as digits (see cut_across_lines).
+async function cutAcrossLines(stacked, items, reads, bestScore, lines, width, recognizer, opt, budget) {
+  const cands = [];
+  for (const [k, upper, lower, v, x0, y0] of stacked) {
+    for (const f of [-0.3, -0.15, 0.0, 0.15, 0.3]) {
+      const c = int(round(lines[lower].top + f * lines[lower].height - y0));
+      if (!(0 < c && c < v.h)) continue;
+      const top = trim(sub(v, 0, c, 0, v.w)), bottom = trim(sub(v, c, v.h, 0, v.w));
+      if (top === null || bottom === null) continue;
+      const th = top[1] - top[0], bh = bottom[1] - bottom[0], bw = bottom[3] - bottom[2];
+      if (th < 0.5 * lines[upper].height || bh < 0.5 * lines[lower].height || bw < 0.35 * bh) continue;
+      const [ty0, ty1, tx0, tx1] = top, [by0, by1, bx0, bx1] = bottom;
+      cands.push([k, upper, lower, [x0 + tx0, y0 + ty0, sub(v, ty0, ty1, tx0, tx1)],
+        [x0 + bx0, y0 + c + by0, sub(v, c + by0, c + by1, bx0, bx1)]]);
+    }
+  }
+  if (!cands.length) return;
+  if (budget !== null) budget.take(2 * cands.length);
+  const crops = cands.flatMap((c) => [normalized(c[3][2], opt), normalized(c[4][2], opt)]);
+  const C = recognizer.labels.length;
+  const all = await recognizer.predict(stack(crops));
+  const probs = crops.map((_, j) => all.slice(j * C, (j + 1) * C));
+  const digit = digitColumns(recognizer.labels);
+  const chosen = new Map();
+  cands.forEach(([k, upper, lower, top, bottom], n) => {
+    const lt = f32(Math.log(f32(maxOf(asDigit(probs[2 * n], digit)) + f32(1e-6))));
+    const lb = f32(Math.log(f32(maxOf(asDigit(probs[2 * n + 1], digit)) + f32(1e-6))));
+    let score = f32(f32(lt + lb) - f32(shapeCost(top[2], lines[upper], width)));
+    score = f32(score - f32(shapeCost(bottom[2], lines[lower], width)));
+    if (score > bestScore.get(k) && (!chosen.has(k) || score > chosen.get(k)[0])) chosen.set(k, [score, n]);
+  });
+  for (const [k, [, n]] of chosen) {
+    const [, upper, lower, top, bottom] = cands[n];
+    const i = items[k][0], whole = reads[k][0];
+    reads[k] = [[top, upper], [bottom, lower]].map(([[x, y, p], line], m) =>
+      new Read(x, y, x + p.w, y + p.h, probs[2 * n + m], crops[2 * n + m], line, false,
+               line === i ? whole.cell : null, inkDarkness(p)));
+  }
 }
 
 // Pieces (indices) of the best cut through n cut positions, or null if the whole blob wins.

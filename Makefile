@@ -79,10 +79,22 @@ fonts:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FONTS) $(DEBS) >/dev/null; \
 	fi
 
-# The 11-class model ("none" = not a handwritten digit): the shipped cnn fine-tuned on synthetic marks.
+# The shipped 11-class model ("none" = not a handwritten digit), in two steps (about 25 minutes):
+# cnn-mnist fine-tuned on synthetic marks (runs/cnn-none), then on the marks that the reader cuts
+# from synthetic pages written with MNIST training digits, other words and print than the test
+# pages' (their letters, words, signs and print, read by runs/cnn-none; runs/cnn-none-pages,
+# shipped as models/cnn).
 train-none: setup fonts
 	$(BIN)/edgedigits train --model cnn --init models/cnn-mnist --distill 3 --negatives 40000 --epochs 20 \
 		--min-epochs 20 --lr 0.001 --out runs/cnn-none
+	$(BIN)/edgedigits export --weights runs/cnn-none --format onnx_int8
+	$(BIN)/edgedigits synth-pages runs/synth-train-1 --pages 300 --seed 1 --digits train
+	$(BIN)/edgedigits synth-pages runs/synth-train-2 --pages 300 --seed 2 --digits train
+	$(BIN)/edgedigits harvest runs/synth-train-1 runs/synth-train-2 --none-only \
+		--model runs/cnn-none/model_int8.onnx --out runs/synth-train-marks.npz
+	$(BIN)/edgedigits train --model cnn --init runs/cnn-none --distill 3 --negatives 40000 --epochs 6 \
+		--min-epochs 6 --lr 0.001 --photo-marks runs/synth-train-marks.npz --photo-repeat 4 \
+		--out runs/cnn-none-pages
 
 # The comparisons behind docs/theory.md, 3 seeds each (about 1.5 hours of CPU on 2 cores; run it
 # again to resume: finished runs are skipped). Reports in runs/theory/NAME/report.md.

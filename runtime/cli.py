@@ -79,12 +79,15 @@ def register(sub) -> None:
                                    "align the reading with the true lines and save each mark's crop with "
                                    "its label (the true digit, or 'none' for a mark the alignment leaves "
                                    "over) for `edgedigits train --photo-marks`.")
-    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folders with labels.csv")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .npz to write")
     add_model_args(p)
     p.add_argument("--only", nargs="+", default=(), metavar="NAME", help="these photos only")
     p.add_argument("--skip", nargs="+", default=(), metavar="NAME",
                    help="leave these photos out (to measure on them)")
+    p.add_argument("--none-only", action="store_true",
+                   help="keep only the marks that are not digits (pages of MNIST digits: their "
+                        "letters, words, signs and print are what the model lacks)")
     p.set_defaults(func=harvest_marks)
 
     p = sub.add_parser("bench-runtime", help="time each stage of page reading on one core",
@@ -272,16 +275,25 @@ STAGES = ("prepare", "page", "measure", "ink", "lines", "classify", "total")
 def harvest_marks(args) -> int:
     from edgedigits.runtime import Recognizer
     from edgedigits.runtime.evaluate import read_labels
-    from edgedigits.runtime.harvest import harvest, save
+    import numpy as np
 
-    if not args.dir.is_dir():
-        raise EdgeDigitsError(f"{args.dir}: no such folder")
-    names = {name for name, _ in read_labels(args.dir)}
+    from edgedigits.runtime.harvest import NONE, harvest, save
+
+    names = set()
+    for folder in args.dirs:
+        if not folder.is_dir():
+            raise EdgeDigitsError(f"{folder}: no such folder")
+        names |= {name for name, _ in read_labels(folder)}
     unknown = sorted(set(args.only) - names) + sorted(set(args.skip) - names)
     if unknown:
-        raise EdgeDigitsError(f"{args.dir}/labels.csv has no {', '.join(unknown)}")
+        raise EdgeDigitsError(f"no labels.csv of {', '.join(map(str, args.dirs))} has {', '.join(unknown)}")
     rec = Recognizer(args.model, threads=args.threads, backend=args.backend)
-    marks = harvest(args.dir, rec, only=set(args.only), skip=set(args.skip))
+    parts = [harvest(folder, rec, only=set(args.only), skip=set(args.skip)) for folder in args.dirs]
+    marks = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    if args.none_only:
+        marks = {key: value[marks["labels"] == NONE] for key, value in marks.items()}
+        if not len(marks["labels"]):
+            raise EdgeDigitsError("no mark of these photos is 'none': nothing to write")
     save(args.out, marks)
     labels = marks["labels"]
     print(f"{args.out}: {len(labels)} marks from {len(set(marks['files']))} photos: "

@@ -62,6 +62,23 @@ def test_harvest_command_and_trainer_round_trip(hard_dir, tmp_path):
     assert r.returncode != 0 and "nope.jpg" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_harvest_several_folders_none_only(hard_dir, paper_dir, tmp_path):
+    """Several labelled folders make one file; `--none-only` keeps the marks that are not digits
+    (of synthetic pages of MNIST digits, the letters, words, signs and print), each of them."""
+    both, nones = tmp_path / "both.npz", tmp_path / "none.npz"
+    for out, extra in ((both, []), (nones, ["--none-only"])):
+        r = subprocess.run([sys.executable, "-m", "edgedigits.cli", "harvest", str(hard_dir), str(paper_dir),
+                            "--out", str(out), "--only", SUDOKU, "hypjudy_A4_0.png", *extra],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    with np.load(both) as f:
+        labels, files = f["labels"], f["files"]
+    assert set(files) == {SUDOKU, "hypjudy_A4_0.png"} and (labels < NONE).any() and (labels == NONE).any()
+    with np.load(nones) as f:
+        assert (f["labels"] == NONE).all() and len(f["labels"]) == int((labels == NONE).sum())
+        assert np.array_equal(f["crops"], np.load(both)["crops"][labels == NONE])
+
+
 @pytest.mark.slow
 def test_photo_marks_are_mixed_into_training(mnist, mnist_dir, tmp_path):
     pytest.importorskip("edgedigits.train.negatives")

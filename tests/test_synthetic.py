@@ -108,6 +108,27 @@ def test_written_pages_are_labelled_for_eval_paper(mnist_dir, tmp_path):
     assert [p[2]["style"] for p in pages] == list(synthpages.STYLES[:3])
 
 
+def test_synth_pages_command_writes_test_or_training_digits(mnist_dir, mnist, tmp_path):
+    """`edgedigits synth-pages` writes pages for eval-paper; info.json names each digit's MNIST
+    image, from the test set by default and from the training set with `--digits train` (pages
+    to harvest and train on, never to measure with)."""
+    import json
+    import subprocess
+    import sys
+
+    train_labels, test_labels = mnist[1], mnist[3]
+    for split, labels in (("test", test_labels), ("train", train_labels)):
+        out = tmp_path / split
+        done = subprocess.run([sys.executable, "-m", "edgedigits.cli", "synth-pages", str(out), "--pages", "2",
+                               "--seed", "4", "--digits", split, "--data-dir", str(mnist_dir)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        info = json.loads((out / "info.json").read_text())
+        assert sorted(info) == ["synth_4_000.png", "synth_4_001.png"]
+        digits = [d for page in info.values() for d in page["digits"]]
+        assert digits and all(labels[d["mnist"]] == d["label"] for d in digits)
+
+
 def test_makefile_installs_the_font_packages():
     """`make fonts` (which .ci/run calls) installs exactly negatives.FONT_PACKAGES."""
     from pathlib import Path

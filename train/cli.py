@@ -1,4 +1,5 @@
-"""Subcommands of the trainer: train, evaluate, models, augment-preview, compare-none."""
+"""Subcommands of the trainer: train, evaluate, models, augment-preview, compare-none,
+synth-pages."""
 
 import argparse
 import json
@@ -110,6 +111,20 @@ def register(sub) -> None:
     add_data_dir(p)
     p.set_defaults(func=cmd_compare_none)
 
+    p = sub.add_parser("synth-pages", help="write synthetic photos of digits on paper (labels.csv for eval-paper)",
+                       description="Synthetic phone photos of MNIST digits on ruled, squared, dotted and plain "
+                                   "paper, with words, signs and print beside them, as PNGs with labels.csv "
+                                   "(for `edgedigits eval-paper` and `edgedigits harvest`) and info.json "
+                                   "(every mark's box).")
+    p.add_argument("out", type=Path, metavar="DIR")
+    p.add_argument("--pages", type=positive_int, default=20, help="how many pages (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="page i depends only on (seed, i) (default 0)")
+    p.add_argument("--digits", choices=("test", "train"), default="test",
+                   help="the MNIST digits written: test (to measure, the default) or train (pages to "
+                        "harvest crops from and train on)")
+    add_data_dir(p)
+    p.set_defaults(func=cmd_synth_pages)
+
 
 def unit_float(text: str) -> float:
     """argparse type: a rate in [0, 1)."""
@@ -165,6 +180,14 @@ def cmd_train(args) -> int:
               "(recipe flags given now are not used)", file=sys.stderr)
     fit(recipe, args.data_dir, args.out, args.device, resume=args.resume, force=args.force)
     print(f"next: edgedigits evaluate --weights {args.out / 'model.safetensors'}")
+    return 0
+
+
+def cmd_synth_pages(args) -> int:
+    from .synthpages import write_pages
+
+    out = write_pages(args.out, args.pages, args.seed, args.data_dir, args.digits)
+    print(f"{args.pages} pages ({args.digits} digits, seed {args.seed}) -> {out}")
     return 0
 
 

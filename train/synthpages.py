@@ -44,6 +44,15 @@ HAND_SIGNS = ("+", "-", "=", "x", "?", "&", ":", "=", "+")
 PRINTED = ("Exercise 4", "Name:", "Date:", "Page 12", "No. 7", "Total", "Sudoku 118",
            "Class 3B", "Homework", "Score:", "Question 2", "Lesson 15", "Week 36", "Table 1",
            "Fig. 3", "Unit 5 Test")
+# pages written with the MNIST training digits (to harvest and train on) use other words and
+# print, so that the test pages' words stay unseen (the fonts are those of the negatives), and
+# keep the negatives' rule (`negatives.CONFUSABLE`, `train.LEFT_OUT`): no letter written like a
+# digit (o, l, S, z, g, b, ...) and no printed digit, which as "none" would teach the model to
+# refuse real digits
+TRAIN_WORDS = ("hi", "cat", "red", "we", "Mac", "far", "ink", "Ken", "ant", "mud", "jam", "rat",
+               "tea", "Ann", "Fred", "hum", "wet", "cut", "max", "kit", "nut", "pen", "Kay", "AM")
+TRAIN_PRINTED = ("Task", "Name", "Birthday:", "Chapter", "Item", "Sum", "Puzzle", "Group",
+                 "Worksheet", "Marks:", "Problem", "Part", "Day", "Grid", "Step", "Quiz")
 
 
 def _rng(rng_or_seed) -> np.random.Generator:
@@ -249,7 +258,7 @@ def printed_text(sheet, rng, text, x, baseline, em, right):
     return box and {"box": box, "kind": "printed", "text": text}
 
 
-def layout(sheet, rng, images, labels, style, ink, area):
+def layout(sheet, rng, images, labels, style, ink, area, words=HAND_WORDS, printed=PRINTED):
     """Write the page's lines inside `area` (x0, y0, x1, y1): digit lines, a printed header
     or footer, lines of handwritten words, and marks after some digit lines. Returns
     (truth lines, digit boxes [(box, label, line, MNIST test index)], distractors)."""
@@ -269,12 +278,12 @@ def layout(sheet, rng, images, labels, style, ink, area):
         if style in ("squared", "dotted"):
             indent = x0 + grid * round((indent - x0) / grid)
         if what == "printed":
-            d = printed_text(sheet, rng, _pick(rng, PRINTED), indent, row - 0.1 * height,
+            d = printed_text(sheet, rng, _pick(rng, printed), indent, row - 0.1 * height,
                              height * rng.uniform(0.45, 0.8), x1)
             distractors += [d] if d else []
         elif what == "words":
-            words = " ".join(_pick(rng, HAND_WORDS) for _ in range(rng.integers(1, 3)))
-            d = hand_text(sheet, rng, words, indent, row - 0.05 * height,
+            text = " ".join(_pick(rng, words) for _ in range(rng.integers(1, 3)))
+            d = hand_text(sheet, rng, text, indent, row - 0.05 * height,
                           height * rng.uniform(1.0, 1.3), ink, x1)
             distractors += [d] if d else []
         elif what == "digits":
@@ -293,7 +302,7 @@ def layout(sheet, rng, images, labels, style, ink, area):
                     d = hand_sign(sheet, rng, _pick(rng, HAND_SIGNS), x, base - 0.45 * height,
                                   height * rng.uniform(0.4, 0.8), ink, x1)
                 else:
-                    d = hand_text(sheet, rng, _pick(rng, HAND_WORDS), x, base - 0.05 * height,
+                    d = hand_text(sheet, rng, _pick(rng, words), x, base - 0.05 * height,
                                   height * rng.uniform(0.9, 1.2), ink, x1)
                 distractors += [d] if d else []
     return truth, digit_boxes, distractors
@@ -364,12 +373,13 @@ def _map_box(box, M) -> list:
 # --- pages --------------------------------------------------------------------------------------
 
 def make_page(rng_or_seed, digits_images, digits_labels, style: str = "ruled", tilt=None,
-              ink=None, paper=None):
+              ink=None, paper=None, words=HAND_WORDS, printed=PRINTED):
     """One synthetic photo: (uint8 BGR image, truth lines top to bottom, info).
 
     digits_images / digits_labels: MNIST test digits (uint8 [N,28,28] white on black) and labels.
     style: one of STYLES; tilt: degrees the sheet is turned (default random within +-8);
-    ink: one of INKS, paper: one of PAPERS (default random).
+    ink: one of INKS, paper: one of PAPERS (default random); words, printed: the handwritten
+    words and the printed lines to draw from.
     info: style, tilt, ink, paper, size, digit height and line pitch (sheet px), the digits'
     boxes (x, y, w, h in the photo) with label, line and MNIST test index ("mnist"), and the
     distractors' boxes, kind, text.
@@ -385,7 +395,7 @@ def make_page(rng_or_seed, digits_images, digits_labels, style: str = "ruled", t
     sheet = Sheet(int(W * rng.uniform(1.0, 1.1)), int(H * rng.uniform(1.0, 1.1)), PAPERS[paper], rng)
     area = writing_area(sheet.w, sheet.h, W, H, tilt)
     truth, digits, distractors = layout(sheet, rng, np.asarray(digits_images),
-                                        np.asarray(digits_labels), style, ink, area)
+                                        np.asarray(digits_labels), style, ink, area, words, printed)
     image, M = camera(sheet.img, (W, H), tilt, rng)
     info = {"style": style, "tilt": round(tilt, 2), "ink": ink, "paper": paper, "size": [W, H],
             "digits": [{"box": _map_box(b, M), "label": c, "line": i, "mnist": int(k)}
@@ -404,29 +414,37 @@ def writing_area(sw: int, sh: int, W: int, H: int, tilt: float):
 
 
 @lru_cache(maxsize=2)
-def _test_digits(mnist_dir):
+def _mnist_digits(mnist_dir, split: str = "test"):
     from edgedigits.train.data import load_mnist
 
-    _, _, images, labels = load_mnist(mnist_dir, allow_download=False)
-    return images, labels
+    train_images, train_labels, test_images, test_labels = load_mnist(mnist_dir, allow_download=False)
+    if split == "train":
+        return train_images, train_labels
+    if split == "test":
+        return test_images, test_labels
+    raise ValueError(f"digits must be 'test' or 'train', got {split!r}")
 
 
-def make_pages(n: int, seed: int = 0, mnist_dir=None) -> list:
+def make_pages(n: int, seed: int = 0, mnist_dir=None, digits: str = "test") -> list:
     """n pages [(image, truth lines, info)] from the MNIST test digits ($EDGEDIGITS_DATA or
-    `mnist_dir`), cycling through the styles and inks; page i depends only on (seed, i)."""
-    images, labels = _test_digits(str(mnist_dir) if mnist_dir else None)
+    `mnist_dir`), cycling through the styles and inks; page i depends only on (seed, i).
+    digits="train" writes the training digits instead, with other words and print
+    (`TRAIN_WORDS`, `TRAIN_PRINTED`): pages to harvest crops from and train on (`edgedigits
+    harvest`), never to measure with."""
+    images, labels = _mnist_digits(str(mnist_dir) if mnist_dir else None, digits)
+    words, printed = (TRAIN_WORDS, TRAIN_PRINTED) if digits == "train" else (HAND_WORDS, PRINTED)
     ink_names = tuple(INKS)
     return [make_page(np.random.default_rng([seed, i]), images, labels, STYLES[i % len(STYLES)],
-                      ink=ink_names[i % len(ink_names)]) for i in range(n)]
+                      ink=ink_names[i % len(ink_names)], words=words, printed=printed) for i in range(n)]
 
 
-def write_pages(out_dir, n: int, seed: int = 0, mnist_dir=None) -> Path:
+def write_pages(out_dir, n: int, seed: int = 0, mnist_dir=None, digits: str = "test") -> Path:
     """Write n pages as PNGs into out_dir with labels.csv (filename, digits, lines joined by |,
     ...) as `edgedigits eval-paper` reads it, and info.json with every page's boxes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, infos = [], {}
-    for i, (image, lines, info) in enumerate(make_pages(n, seed, mnist_dir)):
+    for i, (image, lines, info) in enumerate(make_pages(n, seed, mnist_dir, digits)):
         name = f"synth_{seed}_{i:03d}.png"
         cv2.imwrite(str(out / name), image)
         rows.append({"filename": name, "digits": "".join(lines), "lines": "|".join(lines),

@@ -423,9 +423,10 @@ def cut_across_lines(stacked: list, items: list, reads: list, best_score: dict, 
     """Cut each mark of `stacked` [(item, upper line, lower line, ink, x0, y0)] in two across,
     near where the lower line starts (five rows from 0.3 of its height above its top to 0.3
     below), where the two pieces read best as digits: the top piece goes to the upper line and
-    the bottom one to the lower line. Kept whole where it reads better whole (a 7 whose tail
-    reaches the next line), or where a piece is under half its line's height or the bottom one
-    is a narrow stroke (a tail)."""
+    the bottom one to the lower line. Cut where each piece reads as a digit as surely as the
+    whole does (the surer a merged pair reads as one digit, the surer each must be); kept whole
+    where a piece is under half its line's height or the bottom one is a narrow stroke (a 7's
+    tail)."""
     cands = []
     for k, upper, lower, v, x0, y0 in stacked:
         for f in (-0.3, -0.15, 0.0, 0.15, 0.3):
@@ -451,17 +452,27 @@ def cut_across_lines(stacked: list, items: list, reads: list, best_score: dict, 
     digit = digit_columns(recognizer.labels)
     chosen = {}
     for n, (k, upper, lower, top, bottom) in enumerate(cands):
-        score = (np.log(as_digit(probs[2 * n], digit).max() + 1e-6)
-                 + np.log(as_digit(probs[2 * n + 1], digit).max() + 1e-6)
-                 - shape_cost(top[2], lines[upper], width) - shape_cost(bottom[2], lines[lower], width))
+        score = min(np.log(as_digit(probs[2 * n], digit).max() + 1e-6) - shape_cost(top[2], lines[upper], width),
+                    np.log(as_digit(probs[2 * n + 1], digit).max() + 1e-6) - shape_cost(bottom[2], lines[lower], width))
         if score > best_score[k] and (k not in chosen or score > chosen[k][0]):
             chosen[k] = (score, n)
     for k, (_, n) in chosen.items():
         _, upper, lower, top, bottom = cands[n]
         i, whole = items[k][0], reads[k][0]
         reads[k] = [Read(x, y, x + p.shape[1], y + p.shape[0], probs[2 * n + m], crops[2 * n + m], line,
-                         cell=whole.cell if line == i else None, darkness=ink_darkness(p))
+                         cell=piece_cell(whole.cell, lines, i, line), darkness=ink_darkness(p))
                     for m, ((x, y, p), line) in enumerate(((top, upper), (bottom, lower)))]
+
+
+def piece_cell(cell, lines: list, i: int, line: int):
+    """The cell of a piece cut across from a mark of line i with `cell`, put in `line`: the
+    mark's own cell in its own line; in the other, that line's row (its band) in the same
+    column, where both are known."""
+    if line == i:
+        return cell
+    if cell is None or lines[line].band is None:
+        return None
+    return (lines[line].band, cell[1])
 
 
 def widen_unsure_ones(options, best, best_score, probs, crops, digit, recognizer, opt, budget):

@@ -146,9 +146,9 @@ def test_runtime_reads_what_the_exporter_wrote(shipped_dir, digits, reference, n
     assert recognizer.metadata == metadata.read(path)
     assert list(recognizer.labels) == shipped_labels(shipped_dir)
     assert recognizer.model_id.startswith(f"edgedigits-cnn/{name}@")
-    probs = recognizer.predict(digits[0][:200])
+    probs = recognizer.predict(digits[0])          # all N_PARITY: 99.8% of 200 would allow no miss
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
-    assert (probs.argmax(1) == reference[:200].argmax(1)).mean() >= INT8_MIN_AGREEMENT
+    assert (probs.argmax(1) == reference.argmax(1)).mean() >= INT8_MIN_AGREEMENT
 
 
 def shipped_labels(folder) -> list:

@@ -684,7 +684,8 @@ export function lineAcross(x0, y0, x1, y1, lines, i) {
 }
 
 // Cut each stacked mark [item, upper line, lower line, ink, x0, y0] in two across, near where
-// the lower line starts, where the pieces read best as digits (see cut_across_lines).
+// the lower line starts, where each piece reads as a digit as surely as the whole (see
+// cut_across_lines).
 async function cutAcrossLines(stacked, items, reads, bestScore, lines, width, recognizer, opt, budget) {
   const cands = [];
   for (const [k, upper, lower, v, x0, y0] of stacked) {
@@ -711,8 +712,8 @@ async function cutAcrossLines(stacked, items, reads, bestScore, lines, width, re
   cands.forEach(([k, upper, lower, top, bottom], n) => {
     const lt = f32(Math.log(f32(maxOf(asDigit(probs[2 * n], digit)) + f32(1e-6))));
     const lb = f32(Math.log(f32(maxOf(asDigit(probs[2 * n + 1], digit)) + f32(1e-6))));
-    let score = f32(f32(lt + lb) - f32(shapeCost(top[2], lines[upper], width)));
-    score = f32(score - f32(shapeCost(bottom[2], lines[lower], width)));
+    const score = Math.min(f32(lt - f32(shapeCost(top[2], lines[upper], width))),
+                           f32(lb - f32(shapeCost(bottom[2], lines[lower], width))));
     if (score > bestScore.get(k) && (!chosen.has(k) || score > chosen.get(k)[0])) chosen.set(k, [score, n]);
   });
   for (const [k, [, n]] of chosen) {
@@ -720,8 +721,15 @@ async function cutAcrossLines(stacked, items, reads, bestScore, lines, width, re
     const i = items[k][0], whole = reads[k][0];
     reads[k] = [[top, upper], [bottom, lower]].map(([[x, y, p], line], m) =>
       new Read(x, y, x + p.w, y + p.h, probs[2 * n + m], crops[2 * n + m], line, false,
-               line === i ? whole.cell : null, inkDarkness(p)));
+               pieceCell(whole.cell, lines, i, line), inkDarkness(p)));
   }
+}
+
+// The cell of a piece cut across from a mark of line i, put in `line` (see piece_cell).
+export function pieceCell(cell, lines, i, line) {
+  if (line === i) return cell;
+  if (cell === null || lines[line].band === null) return null;
+  return [lines[line].band, cell[1]];
 }
 
 // Pieces (indices) of the best cut through n cut positions, or null if the whole blob wins.

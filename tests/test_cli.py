@@ -44,6 +44,16 @@ def test_bad_argument():
     assert_one_line_error(run_cli("train", "--model", "resnet"), "invalid choice")
 
 
+def test_output_piped_into_head_ends_quietly():
+    """`edgedigits ... | head -1`: the reader closes the pipe after one line; the command stops
+    without a traceback (exit 141, as a shell reports SIGPIPE)."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "formats"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, bufsize=0)
+    proc.stdout.close()                    # nothing will read the table
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+
+
 def test_missing_weights(tmp_path):
     assert_one_line_error(run_cli("evaluate", "--weights", tmp_path / "nope.safetensors"), "no such checkpoint")
 

@@ -394,6 +394,20 @@ def test_a_digit_touching_the_digit_under_it_is_cut_across(mnist, rec):
     assert read_page(page, rec).lines == [top, bottom]
 
 
+def test_synthetic_pages_read_as_measured(mnist_dir, rec):
+    """The first 10 synthetic test pages (two of each style, `edgedigits synth-pages --seed 0`;
+    docs/runtime.md measures all 20): 95.7% of their 372 digits and 45/54 lines when measured,
+    with words, signs and print beside the digits; no page under 85%."""
+    synthpages = pytest.importorskip("edgedigits.train.synthpages")
+    total = {"digits_true": 0, "missed": 0, "extra": 0, "wrong": 0, "lines_exact": 0}
+    for image, truth, info in synthpages.make_pages(10, seed=0, mnist_dir=mnist_dir):
+        s = score(read_page(image, rec).lines, truth)
+        assert s["digit_accuracy"] >= 0.85, (info["style"], s)
+        total = {k: v + s[k] for k, v in total.items()}
+    errors = total["missed"] + total["extra"] + total["wrong"]
+    assert total["digits_true"] == 372 and errors <= 18 and total["lines_exact"] >= 42, total
+
+
 def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "edgedigits.cli", "recognize", "--json",
                           str(hard_dir / "AlexKubiesa_sudoku_01_27.jpg"), "--annotate", str(tmp_path)],

@@ -5,6 +5,7 @@ Used by `page.read_page`; see its module doc for how the stages fit together. `o
 its `page.Options`.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import cv2
@@ -665,8 +666,7 @@ def print_style(nones: list, digit: np.ndarray):
         return None
     height = float(np.median([r.y1 - r.y0 for r in sure]))
     alike = [r for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.12]
-    lines = [r.line for r in alike]
-    if len(alike) < max(3, len(sure) / 3) or max(lines.count(n) for n in lines) < 2:
+    if len(alike) < max(3, len(sure) / 3) or max(Counter(r.line for r in alike).values()) < 2:
         return None
     darkness = float(np.median([r.darkness for r in sure]))
     return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}

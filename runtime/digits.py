@@ -577,9 +577,6 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         strokes = lone_strokes(keep, table, labels)
         keep = [r for r in keep if r not in strokes]
         rejected += [(r, "stroke") for r in strokes]
-        apart = lone_marks(keep, table, digit)
-        keep = [r for r in keep if r not in apart]
-        rejected += [(r, "doubtful") for r in apart]
         if share >= WORDY_PAGE and style is None:              # a page of handwritten words:
             unsure = [r for r in keep if r.probs[digit].max() < opt.low_confidence]   # a digit read
             keep = [r for r in keep if r not in unsure]                   # unsurely there is a letter
@@ -611,8 +608,6 @@ IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
 LONE_ONE = T["LONE_ONE"]  # a 1 alone on its line (outside a table) read under this is a stroke
-LONE_MARK = T["LONE_MARK"]  # a mark read under this, standing apart on its line, is doubtful ...
-LONE_GAP = T["LONE_GAP"]    # ... farther than this many of its heights from the line's other marks
 PRINT_STROKE = T["PRINT_STROKE"]  # a 1 in a line of print read under this is one of its strokes (l, I, /)
 DARKER_PRINT = T["DARKER_PRINT"]  # in a table, digits this much darker than the rest (and of one height) are print
 
@@ -732,21 +727,6 @@ def lone_strokes(keep: list, table: set, labels: list) -> list:
     return [r for rs in by_line.values() if len(rs) <= 2
             and all(best_digit(r.probs, labels) == one for r in rs)
             for r in rs if id(r) not in table and r.probs[one] < LONE_ONE]
-
-
-def lone_marks(keep: list, table: set, digit: np.ndarray) -> list:
-    """Kept digits read under `LONE_MARK` (the likeliest digit, "none" counted) that stand
-    apart on their line, farther than `LONE_GAP` of their own height from every other kept mark
-    of it, or alone, outside a table: a sign or letter after a line of digits (a ?, an &, a Q),
-    a stray mark. A digit of a number stands beside others, and one written alone reads surely."""
-    out = []
-    for r in keep:
-        if id(r) in table or r.probs[digit].max() >= LONE_MARK:
-            continue
-        gaps = [max(o.x0 - r.x1, r.x0 - o.x1) for o in keep if o is not r and o.line == r.line]
-        if min(gaps, default=np.inf) > LONE_GAP * (r.y1 - r.y0):
-            out.append(r)
-    return out
 
 
 def table_reads(reads: list) -> set:

@@ -283,27 +283,6 @@ def test_print_stands_in_lines_handwritten_words_do_not():
     assert style is not None and 1 in style[3]
 
 
-def test_an_unsure_mark_standing_apart_is_doubtful():
-    """A mark read under `LONE_MARK` as a digit, more than `LONE_GAP` of its height away from
-    the other marks of its line (a ? or an & written after a line of digits), is set aside; the
-    same read inside a number, a sure digit standing apart, or an unsure one in a table's cell
-    stays."""
-    from edgedigits.runtime.digits import Read, lone_marks
-
-    digit = np.array([True] * 10 + [False])
-
-    def read(x, p, line=0):
-        probs = np.zeros(11, np.float32)
-        probs[7], probs[10] = p, 1 - p
-        return Read(x, 70, x + 25, 100, probs, None, line)
-
-    number = [read(40 * k, 0.95) for k in range(4)]               # 0..145, 15 px apart
-    after, inside, sure, in_cell = read(220, 0.3), read(300, 0.3, 1), read(500, 0.9, 1), read(200, 0.3, 2)
-    beside = [read(340, 0.95, 1)]                                  # 15 px right of `inside`
-    keep = number + [after, inside, sure, in_cell] + beside
-    assert lone_marks(keep, {id(in_cell)}, digit) == [after]
-
-
 def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):
     """A straight stroke alone on its line, read as an unsure 1, is an edge, a fold or print: the
     sheet's edge beside sudoku_01_11, a fold across it, the form's printed ) and /. A sure 1, a 1

@@ -811,9 +811,6 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const strokes = loneStrokes(keep, table, labels);
     keep = keep.filter((r) => !strokes.includes(r));
     rejected = rejected.concat(strokes.map((r) => [r, "stroke"]));
-    const apart = loneMarks(keep, table, digit);
-    keep = keep.filter((r) => !apart.includes(r));
-    rejected = rejected.concat(apart.map((r) => [r, "doubtful"]));
     if (share >= WORDY_PAGE && style === null) {                  // a page of handwritten words:
       const unsure = keep.filter((r) => top(r) < f32(opt.low_confidence));   // a digit read unsurely
       keep = keep.filter((r) => !unsure.includes(r));                      // there is a letter
@@ -849,8 +846,6 @@ const NARROW = T["NARROW"];  // a mark narrower than this share of its height, r
 const NARROW_SURE = T["NARROW_SURE"];  // (a 1 read under this among the digits is unsure)
 const WIDENED = T["WIDENED"];  // stretched to this share of its height
 const LONE_ONE = T["LONE_ONE"];  // a 1 alone on its line (outside a table) read under this is a stroke
-const LONE_MARK = T["LONE_MARK"];  // a mark read under this, standing apart on its line, is doubtful ...
-const LONE_GAP = T["LONE_GAP"];    // ... farther than this many of its heights from the line's other marks
 const PRINT_STROKE = T["PRINT_STROKE"];  // a 1 in a line of print read under this is one of its strokes (l, I, /)
 const DARKER_PRINT = T["DARKER_PRINT"];  // in a table, digits this much darker than the rest (one height) are print
 
@@ -955,22 +950,6 @@ export function loneStrokes(keep, table, labels) {
   for (const rs of byLine.values()) {
     if (rs.length > 2 || !rs.every((r) => bestDigit(r.probs, labels) === one)) continue;
     for (const r of rs) if (!table.has(r) && r.probs[one] < f32(LONE_ONE)) out.push(r);
-  }
-  return out;
-}
-
-// Kept digits read under LONE_MARK that stand apart on their line, farther than LONE_GAP of their
-// height from its other kept marks, or alone, outside a table: a sign or letter after a line of
-// digits, a stray mark (see lone_marks).
-export function loneMarks(keep, table, digit) {
-  const out = [];
-  for (const r of keep) {
-    if (table.has(r) || maxOf(pick(r.probs, digit, true)) >= f32(LONE_MARK)) continue;
-    let gap = Infinity;
-    for (const o of keep) {
-      if (o !== r && o.line === r.line) gap = Math.min(gap, Math.max(o.x0 - r.x1, r.x0 - o.x1));
-    }
-    if (gap > LONE_GAP * (r.y1 - r.y0)) out.push(r);
   }
   return out;
 }

@@ -46,9 +46,9 @@ PRINTED = ("Exercise 4", "Name:", "Date:", "Page 12", "No. 7", "Total", "Sudoku 
            "Fig. 3", "Unit 5 Test")
 # pages written with the MNIST training digits (to harvest and train on) use other words and
 # print, so that the test pages' words stay unseen (the fonts are those of the negatives), and
-# keep the negatives' rule (`negatives.CONFUSABLE`, `train.LEFT_OUT`): no letter written like a
-# digit (o, l, S, z, g, b, ...) and no printed digit, which as "none" would teach the model to
-# refuse real digits
+# keep the negatives' rule (`negatives.CONFUSABLE`, `train.LEFT_OUT`): no handwritten letter
+# written like a digit (o, l, S, z, g, b, ...) and no printed digit, which as "none" would teach
+# the model to refuse real digits
 TRAIN_WORDS = ("hi", "cat", "red", "we", "Mac", "far", "ink", "Ken", "ant", "mud", "jam", "rat",
                "tea", "Ann", "Fred", "hum", "wet", "cut", "max", "kit", "nut", "pen", "Kay", "AM")
 TRAIN_PRINTED = ("Task", "Name", "Birthday:", "Chapter", "Item", "Sum", "Puzzle", "Group",
@@ -189,7 +189,7 @@ def write_digits(sheet, rng, images, labels, x0, baseline, height, right, ink, s
                  slope=0.0):
     """One line of 4-10 digits from x0 with bottoms on `baseline` (rising by `slope` px per px,
     on plain paper), those that fit before `right`; (digit string, boxes (x, y, w, h, index of
-    the MNIST test digit), end x). Nothing is
+    the MNIST digit in `images`), end x). Nothing is
     written if fewer than 3 fit."""
     placed, x = [], x0
     for _ in range(int(rng.integers(4, 11))):
@@ -261,7 +261,7 @@ def printed_text(sheet, rng, text, x, baseline, em, right):
 def layout(sheet, rng, images, labels, style, ink, area, words=HAND_WORDS, printed=PRINTED):
     """Write the page's lines inside `area` (x0, y0, x1, y1): digit lines, a printed header
     or footer, lines of handwritten words, and marks after some digit lines. Returns
-    (truth lines, digit boxes [(box, label, line, MNIST test index)], distractors)."""
+    (truth lines, digit boxes [(box, label, line, MNIST index)], distractors)."""
     x0, y0, x1, y1 = area
     pitch, grid, height = spacing_for(style, rng)
     if style == "margin":                               # the margin line, then the writing
@@ -381,7 +381,7 @@ def make_page(rng_or_seed, digits_images, digits_labels, style: str = "ruled", t
     ink: one of INKS, paper: one of PAPERS (default random); words, printed: the handwritten
     words and the printed lines to draw from.
     info: style, tilt, ink, paper, size, digit height and line pitch (sheet px), the digits'
-    boxes (x, y, w, h in the photo) with label, line and MNIST test index ("mnist"), and the
+    boxes (x, y, w, h in the photo) with label, line and MNIST index ("mnist", in the set drawn from), and the
     distractors' boxes, kind, text.
     """
     if style not in STYLES:

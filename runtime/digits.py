@@ -557,19 +557,24 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         letters = [r for r, kind in rejected if kind == "none" and r.probs[~digit].sum() > SURE_NONE]
         # (beside sure digits, a mark that reads as no digit at all, under `reject`, is the letter
         # of a word: the a and s of a cursive "als" beside its l read as a 1)
-        in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure)
+        in_number = [r for r, kind in rejected if kind == "none" and touches(r, sure, NUMBER_GAP)
                      and (clean or r.probs[~digit].sum() < IN_NUMBER and not touches(r, letters)
                           and r.probs[digit].max() >= opt.reject)]
+        # (a mark no digit is read for, between two sure digits close on both sides, is an odd
+        # digit of their number: a 5 with a flat belly, a 0 left open at the top)
+        in_number += [r for r, kind in rejected if kind == "doubtful" and touches(r, sure, NUMBER_GAP) == 2]
         keep += in_number
         rejected = [(r, kind) for r, kind in rejected if r not in in_number]
         nones = [r for r, kind in rejected if kind == "none"]
         # a digit in a chain of letters, between two, or beside one and doubtful, is a letter
+        # (on a page of nothing but writing, only the last: an unsure mark beside a word)
         words = set() if clean else wordy(keep, nones)
-        in_word = [r for r in keep if not clean and (r in words or touches(r, nones) == 2
-                                                     or (r.probs[digit].max() < IN_WORD and touches(r, nones)))]
+        in_word = [r for r in keep if (r in words or touches(r, nones) == 2) and not clean
+                   or r.probs[digit].max() < IN_WORD and touches(r, nones)]
+        in_word += spread_word(keep, in_word, digit)
         style = print_style(nones, digit)
         table = table_reads(reads)
-        printed = printed_like(keep, style, table)
+        printed = printed_like(keep, style, table, none_marks(reads, digit))
         printed += [r for r in darker_print(keep, table) + printed_strokes(keep, style, table, labels)
                     if r not in printed]
         keep = [r for r in keep if r not in in_word and r not in printed]
@@ -606,6 +611,7 @@ WORDY_PAGE = T["WORDY_PAGE"]  # a page where this share of the marks is surely "
                               # holds handwritten words (a letter, a postcard)
 IN_NUMBER = T["IN_NUMBER"]  # a mark doubtfully "none" (below this) that touches sure digits is one of them
 IN_WORD = T["IN_WORD"]  # a digit read less surely than this, touching a "none" mark, is a letter
+NUMBER_GAP = T["NUMBER_GAP"]  # a mark this close (in its heights) to a sure digit may be in its number
 PRINT_SURE = T["PRINT_SURE"]  # the print's style is read off the marks "none" above this
 LONE_ONE = T["LONE_ONE"]  # a 1 alone on its line (outside a table) read under this is a stroke
 PRINT_STROKE = T["PRINT_STROKE"]  # a 1 in a line of print read under this is one of its strokes (l, I, /)
@@ -642,15 +648,28 @@ def wordy(keep: list, nones: list) -> set:
     return out
 
 
-def touches(r: Read, others: list) -> int:
+def spread_word(keep: list, in_word: list, digit: np.ndarray) -> list:
+    """The kept digits read under `IN_WORD` that stand right beside a letter of `in_word`, and
+    beside those, and so on: the unsure a of a handwritten "abc" whose b is a letter."""
+    found, more = list(in_word), []
+    while True:
+        step = [r for r in keep if r not in found and r.probs[digit].max() < IN_WORD
+                and touches(r, found)]
+        if not step:
+            return more
+        found += step
+        more += step
+
+
+def touches(r: Read, others: list, gap: float = 0.34) -> int:
     """On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line (a gap
-    under a third of r's height, overlapping it in height)."""
+    under `gap` times r's height (a third unless told), overlapping it in height)."""
     h = r.y1 - r.y0
     sides = set()
     for o in others:
         if o.line != r.line or min(r.y1, o.y1) - max(r.y0, o.y0) < 0.3 * h:
             continue
-        if -0.5 * h < max(o.x0 - r.x1, r.x0 - o.x1) < 0.34 * h:
+        if -0.5 * h < max(o.x0 - r.x1, r.x0 - o.x1) < gap * h:
             sides.add(o.x0 + o.x1 < r.x0 + r.x1)
     return len(sides)
 
@@ -672,21 +691,34 @@ def print_style(nones: list, digit: np.ndarray):
     return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}
 
 
-def printed_like(keep: list, style, table: set = frozenset()) -> list:
+def printed_like(keep: list, style, table: set = frozenset(), marks: Counter = None) -> list:
     """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
     (within 12%), on a line that holds such print or in a table's cell (`table`, from
     `table_reads`) when the table holds such print (a sudoku's givens are print across the whole
     grid, and a row of it may hold no given the model surely calls "none"), and with ink as dark
     as the print's or darker (within 0.12 of its median: print is the darkest ink on a sheet, and
     a hand's shadow darkens it further): a sudoku's givens, a form's row number, a page number in
-    a running head."""
+    a running head.
+    Outside a table, a line's digits are print only where they do not outnumber its marks read
+    as "none" (`marks`, from `none_marks`): a printed number stands in a line of text ("Week 36",
+    "Fig. 3"), while "236022 km" is a number written by hand with a word beside it."""
     if style is None or not keep:
         return []
     sure, style_h, style_d, print_lines = style
     fits = lambda r, within: abs((r.y1 - r.y0) / style_h - 1) < within
     table_print = any(id(r) in table for r in sure if fits(r, 0.25))
-    return [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
-            and fits(r, 0.12) and r.darkness > style_d - 0.12]
+    out = [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
+           and fits(r, 0.12) and r.darkness > style_d - 0.12]
+    if marks is None:
+        return out
+    digits = Counter(r.line for r in out if id(r) not in table)
+    return [r for r in out if id(r) in table or digits[r.line] <= marks[r.line]]
+
+
+def none_marks(reads: list, digit: np.ndarray) -> Counter:
+    """How many marks on each line the classifier reads as "none" (above `PRINT_SURE`), whatever
+    the page's threshold for setting them aside."""
+    return Counter(r.line for r in reads if r.probs[~digit].sum() > PRINT_SURE)
 
 
 def printed_strokes(keep: list, style, table: set, labels: list) -> list:

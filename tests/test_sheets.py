@@ -283,6 +283,79 @@ def test_print_stands_in_lines_handwritten_words_do_not():
     assert style is not None and 1 in style[3]
 
 
+LABELS = [str(d) for d in range(10)] + ["none"]
+
+
+def _read(x, line, label=None, p=0.97, none=None, h=30, w=25, **probs):
+    """A Read on `line` at x: digit `label` read at p (the rest "none"), or the given probs."""
+    from edgedigits.runtime.digits import Read
+    v = np.full(11, 0.001, np.float32)
+    if label is not None:
+        v[label] = p
+    for digit, q in probs.items():
+        v[int(digit[1:])] = q
+    v[10] = 1 - v[:10].sum() if none is None else none
+    return Read(x, 100 * line - h, x + w, 100 * line, v, None, line, darkness=0.6)
+
+
+def _page_of_digits(lines: int) -> list:
+    """`lines` lines of ten surely read digits, 40 px apart."""
+    return [_read(40 * k, line, k) for line in range(lines) for k in range(10)]
+
+
+def test_unsure_letters_beside_a_word_are_a_word_on_a_clean_page():
+    """A handwritten "abc" after lines of digits: its c reads as "none", its b as an unsure 6 and
+    its a as an unsure 2. The b touches the c and the a touches the b: both are letters, on a
+    page of nothing but writing too. The sure digits of the line stay."""
+    from edgedigits.runtime.digits import finish_lines
+    from edgedigits.runtime.page import Options
+
+    reads = _page_of_digits(4) + [_read(0, 4, 1), _read(40, 4, 2),
+                                  _read(600, 4, d2=0.31, none=0.67), _read(626, 4, d6=0.67, none=0.3),
+                                  _read(652, 4, none=0.93)]
+    digits, lines, rejected = finish_lines(reads, LABELS, Options())
+    assert lines == ["0123456789"] * 4 + ["12"]
+    assert sorted(m.x0 for m, kind in rejected if kind == "in a word") == [600, 626]
+
+
+def test_an_unreadable_mark_between_two_sure_digits_is_in_their_number():
+    """A mark no digit is read for (an odd 5 read "none" at 0.79, its best digit at 0.11) between
+    two sure digits, close on both sides, is a digit of their number. Beside one sure digit only,
+    or far from them, it stays set aside as doubtful."""
+    from edgedigits.runtime.digits import finish_lines
+    from edgedigits.runtime.page import Options
+
+    odd = dict(d5=0.11, d6=0.04, none=0.79)
+    signs = [_read(600, 8, none=0.99, h=h) for h in (20, 35, 50)]     # a page that is not all digits
+    reads = _page_of_digits(4) + signs + [
+        _read(0, 4, 0), _read(40, 4, **odd), _read(80, 4, 5),           # 0 ? 5, 15 px apart
+        _read(0, 5, 0), _read(40, 5, **odd),                            # 0 ?
+        _read(0, 6, 0), _read(55, 6, **odd), _read(110, 6, 5)]          # 0 ? 5, 30 px apart
+    digits, lines, rejected = finish_lines(reads, LABELS, Options())
+    assert lines == ["0123456789"] * 4 + ["055", "0", "05"]
+    assert sorted((m.line, m.x0) for m, kind in rejected if kind == "doubtful") == [(5, 40), (6, 55)]
+
+
+def test_a_number_written_beside_a_word_is_not_print():
+    """On a page with print, digits of its height on a line that holds it are print ("Week 36"),
+    but not where they outnumber the line's marks read as "none": "236022 km" is written by hand.
+    In a table's cells the print's height alone decides (a sudoku's givens)."""
+    from collections import Counter
+
+    from edgedigits.runtime.digits import print_style, printed_like
+
+    digit = np.array([True] * 10 + [False])
+    week = [_read(40 * k, 1, none=0.99) for k in range(4)]             # W e e k
+    km = [_read(300, 2, none=0.99)]
+    style = print_style(week + km, digit)
+    assert style is not None and style[3] == {1, 2}
+    print_36 = [_read(200, 1, 3, p=0.8), _read(230, 1, 6, p=0.8)]
+    hand = [_read(40 * k, 2, k) for k in range(6)]
+    marks = Counter(r.line for r in week + km)
+    assert printed_like(print_36 + hand, style, set(), marks) == print_36
+    assert printed_like(print_36 + hand, style, {id(r) for r in hand}, marks) == print_36 + hand
+
+
 def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):
     """A straight stroke alone on its line, read as an unsure 1, is an edge, a fold or print: the
     sheet's edge beside sudoku_01_11, a fold across it, the form's printed ) and /. A sure 1, a 1
@@ -396,8 +469,8 @@ def test_a_digit_touching_the_digit_under_it_is_cut_across(mnist, rec):
 
 def test_synthetic_pages_read_as_measured(mnist_dir, rec):
     """The first 10 synthetic test pages (two of each style, `edgedigits synth-pages --seed 0`;
-    docs/runtime.md measures all 20): 95.7% of their 372 digits and 45/54 lines when measured,
-    with words, signs and print beside the digits; no page under 85%."""
+    docs/runtime.md measures all 20): 96.0% of their 372 digits (15 errors) and 46/54 lines when
+    measured, with words, signs and print beside the digits; no page under 85%."""
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     total = {"digits_true": 0, "missed": 0, "extra": 0, "wrong": 0, "lines_exact": 0}
     for image, truth, info in synthpages.make_pages(10, seed=0, mnist_dir=mnist_dir):
@@ -405,7 +478,7 @@ def test_synthetic_pages_read_as_measured(mnist_dir, rec):
         assert s["digit_accuracy"] >= 0.85, (info["style"], s)
         total = {k: v + s[k] for k, v in total.items()}
     errors = total["missed"] + total["extra"] + total["wrong"]
-    assert total["digits_true"] == 372 and errors <= 18 and total["lines_exact"] >= 42, total
+    assert total["digits_true"] == 372 and errors <= 16 and total["lines_exact"] >= 44, total
 
 
 def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):

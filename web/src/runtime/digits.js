@@ -790,19 +790,25 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const sure = keep.filter((r) => top(r) > f32(0.9));
     const letters = rejected.filter(([r, kind]) => kind === "none" && none(r) > f32(SURE_NONE)).map(([r]) => r);
     // (beside sure digits, a mark that reads as no digit at all, under `reject`, is a letter)
-    const inNumber = rejected.filter(([r, kind]) => kind === "none" && touches(r, sure)
+    const inNumber = rejected.filter(([r, kind]) => kind === "none" && touches(r, sure, NUMBER_GAP)
       && (clean || (none(r) < f32(IN_NUMBER) && !touches(r, letters) && top(r) >= f32(opt.reject))))
       .map(([r]) => r);
+    // (a mark no digit is read for, between two sure digits close on both sides, is an odd digit)
+    for (const [r, kind] of rejected) {
+      if (kind === "doubtful" && touches(r, sure, NUMBER_GAP) === 2) inNumber.push(r);
+    }
     keep = keep.concat(inNumber);
     rejected = rejected.filter(([r]) => !inNumber.includes(r));
     const nones = rejected.filter(([, kind]) => kind === "none").map(([r]) => r);
     // a digit in a chain of letters, between two, or beside one and doubtful, is a letter
+    // (on a page of nothing but writing, only the last: an unsure mark beside a word)
     const words = clean ? new Set() : wordy(keep, nones);
-    const inWord = keep.filter((r) => !clean && (words.has(r) || touches(r, nones) === 2
-                                                 || (top(r) < f32(IN_WORD) && touches(r, nones))));
+    const inWord = keep.filter((r) => ((words.has(r) || touches(r, nones) === 2) && !clean)
+                                      || (top(r) < f32(IN_WORD) && touches(r, nones) > 0));
+    inWord.push(...spreadWord(keep, inWord, top));
     const style = printStyle(nones, digit);
     const table = tableReads(reads);
-    const printed = printedLike(keep, style, table);
+    const printed = printedLike(keep, style, table, noneMarks(reads, digit));
     for (const r of darkerPrint(keep, table).concat(printedStrokes(keep, style, table, labels))) {
       if (!printed.includes(r)) printed.push(r);
     }
@@ -841,6 +847,7 @@ const CLEAN_PAGE = T["CLEAN_PAGE"];  // under this share a sheet holds nothing b
 const WORDY_PAGE = T["WORDY_PAGE"];  // this share surely "none", none of them print: handwritten words
 const IN_NUMBER = T["IN_NUMBER"];  // a mark doubtfully "none" (below this) that touches sure digits is one of them
 const IN_WORD = T["IN_WORD"];  // a digit read less surely than this, touching a "none" mark, is a letter
+const NUMBER_GAP = T["NUMBER_GAP"];  // a mark this close (in its heights) to a sure digit may be in its number
 const PRINT_SURE = T["PRINT_SURE"];  // the print's style is read off the marks "none" above this
 const NARROW = T["NARROW"];  // a mark narrower than this share of its height, read as an unsure 1, is read again
 const NARROW_SURE = T["NARROW_SURE"];  // (a 1 read under this among the digits is unsure)
@@ -878,14 +885,27 @@ export function wordy(keep, nones) {
   return out;
 }
 
-// On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line.
-export function touches(r, others) {
+// The kept digits read under IN_WORD beside a letter of `inWord`, and beside those, and so on
+// (see spread_word). `top(r)`: r's likeliest digit's probability.
+export function spreadWord(keep, inWord, top) {
+  const found = [...inWord], more = [];
+  for (;;) {
+    const step = keep.filter((r) => !found.includes(r) && top(r) < f32(IN_WORD) && touches(r, found) > 0);
+    if (!step.length) return more;
+    found.push(...step);
+    more.push(...step);
+  }
+}
+
+// On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line (a gap under
+// `within` times r's height).
+export function touches(r, others, within = 0.34) {
   const h = r.y1 - r.y0;
   const sides = new Set();
   for (const o of others) {
     if (o.line !== r.line || Math.min(r.y1, o.y1) - Math.max(r.y0, o.y0) < 0.3 * h) continue;
     const gap = Math.max(o.x0 - r.x1, r.x0 - o.x1);
-    if (-0.5 * h < gap && gap < 0.34 * h) sides.add(o.x0 + o.x1 < r.x0 + r.x1);
+    if (-0.5 * h < gap && gap < within * h) sides.add(o.x0 + o.x1 < r.x0 + r.x1);
   }
   return sides.size;
 }
@@ -904,14 +924,28 @@ export function printStyle(nones, digit) {
   return [sure, height, darkness, new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.25).map((r) => r.line))];
 }
 
-// Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py).
-export function printedLike(keep, style, table = new Set()) {
+// Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py);
+// outside a table, only on lines where they do not outnumber the marks read as "none" (`marks`).
+export function printedLike(keep, style, table = new Set(), marks = null) {
   if (style === null || !keep.length) return [];
   const [sure, styleH, styleD, printLines] = style;
   const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
   const tablePrint = sure.some((r) => fits(r, 0.25) && table.has(r));
-  return keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
-                     && fits(r, 0.12) && r.darkness > styleD - 0.12);
+  const out = keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
+                          && fits(r, 0.12) && r.darkness > styleD - 0.12);
+  if (marks === null) return out;
+  const digits = new Map();
+  for (const r of out) if (!table.has(r)) digits.set(r.line, (digits.get(r.line) || 0) + 1);
+  return out.filter((r) => table.has(r) || (digits.get(r.line) || 0) <= (marks.get(r.line) || 0));
+}
+
+// How many marks on each line the classifier reads as "none" above PRINT_SURE (see none_marks).
+export function noneMarks(reads, digit) {
+  const marks = new Map();
+  for (const r of reads) {
+    if (sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE)) marks.set(r.line, (marks.get(r.line) || 0) + 1);
+  }
+  return marks;
 }
 
 // Kept 1s in a line of print, outside a table, as dark as its ink, 0.6 to 1.6 times its height

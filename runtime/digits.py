@@ -651,14 +651,15 @@ def wordy(keep: list, nones: list) -> set:
 def spread_word(keep: list, in_word: list, digit: np.ndarray) -> list:
     """The kept digits read under `IN_WORD` that stand right beside a letter of `in_word`, and
     beside those, and so on: the unsure a of a handwritten "abc" whose b is a letter."""
-    found, more = list(in_word), []
-    while True:
-        step = [r for r in keep if r not in found and r.probs[digit].max() < IN_WORD
-                and touches(r, found)]
-        if not step:
-            return more
-        found += step
-        more += step
+    taken = {id(r) for r in in_word}
+    unsure = [r for r in keep if id(r) not in taken and r.probs[digit].max() < IN_WORD]
+    more, frontier = [], in_word
+    while frontier and unsure:        # each mark is taken once: at most len(keep) rounds
+        frontier = [r for r in unsure if touches(r, frontier)]
+        taken.update(id(r) for r in frontier)
+        unsure = [r for r in unsure if id(r) not in taken]
+        more += frontier
+    return more
 
 
 def touches(r: Read, others: list, gap: float = 0.34) -> int:

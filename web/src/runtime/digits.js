@@ -888,13 +888,17 @@ export function wordy(keep, nones) {
 // The kept digits read under IN_WORD beside a letter of `inWord`, and beside those, and so on
 // (see spread_word). `top(r)`: r's likeliest digit's probability.
 export function spreadWord(keep, inWord, top) {
-  const found = [...inWord], more = [];
-  for (;;) {
-    const step = keep.filter((r) => !found.includes(r) && top(r) < f32(IN_WORD) && touches(r, found) > 0);
-    if (!step.length) return more;
-    found.push(...step);
-    more.push(...step);
+  const taken = new Set(inWord);
+  let unsure = keep.filter((r) => !taken.has(r) && top(r) < f32(IN_WORD));
+  let frontier = inWord;
+  const more = [];
+  while (frontier.length && unsure.length) {     // each mark is taken once
+    frontier = unsure.filter((r) => touches(r, frontier) > 0);
+    for (const r of frontier) taken.add(r);
+    unsure = unsure.filter((r) => !taken.has(r));
+    more.push(...frontier);
   }
+  return more;
 }
 
 // On how many sides (0, 1 or 2) a mark of `others` stands right beside r on its line (a gap under

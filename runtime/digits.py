@@ -692,7 +692,7 @@ def print_style(nones: list, digit: np.ndarray):
     return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}
 
 
-def printed_like(keep: list, style, table: set = frozenset(), marks: Counter = None) -> list:
+def printed_like(keep: list, style, table: set, marks: Counter) -> list:
     """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
     (within 12%), on a line that holds such print or in a table's cell (`table`, from
     `table_reads`) when the table holds such print (a sudoku's givens are print across the whole
@@ -710,8 +710,6 @@ def printed_like(keep: list, style, table: set = frozenset(), marks: Counter = N
     table_print = any(id(r) in table for r in sure if fits(r, 0.25))
     out = [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
            and fits(r, 0.12) and r.darkness > style_d - 0.12]
-    if marks is None:
-        return out
     digits = Counter(r.line for r in out if id(r) not in table)
     return [r for r in out if id(r) in table or digits[r.line] <= marks[r.line]]
 

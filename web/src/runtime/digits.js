@@ -930,14 +930,13 @@ export function printStyle(nones, digit) {
 
 // Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py);
 // outside a table, only on lines where they do not outnumber the marks read as "none" (`marks`).
-export function printedLike(keep, style, table = new Set(), marks = null) {
+export function printedLike(keep, style, table, marks) {
   if (style === null || !keep.length) return [];
   const [sure, styleH, styleD, printLines] = style;
   const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
   const tablePrint = sure.some((r) => fits(r, 0.25) && table.has(r));
   const out = keep.filter((r) => (printLines.has(r.line) || (tablePrint && table.has(r)))
                           && fits(r, 0.12) && r.darkness > styleD - 0.12);
-  if (marks === null) return out;
   const digits = new Map();
   for (const r of out) if (!table.has(r)) digits.set(r.line, (digits.get(r.line) || 0) + 1);
   return out.filter((r) => table.has(r) || (digits.get(r.line) || 0) <= (marks.get(r.line) || 0));

@@ -572,9 +572,9 @@ def finish_lines(reads: list, labels: list, opt, none_threshold: float = 0.5):
         in_word = [r for r in keep if (r in words or touches(r, nones) == 2) and not clean
                    or r.probs[digit].max() < IN_WORD and touches(r, nones)]
         in_word += spread_word(keep, in_word, digit)
-        style = print_style(nones, digit)
+        style = print_style(nones, reads, digit)
         table = table_reads(reads)
-        printed = printed_like(keep, style, table, none_marks(reads, digit))
+        printed = printed_like(keep, style, table)
         printed += [r for r in darker_print(keep, table) + printed_strokes(keep, style, table, labels)
                     if r not in printed]
         keep = [r for r in keep if r not in in_word and r not in printed]
@@ -675,12 +675,14 @@ def touches(r: Read, others: list, gap: float = 0.34) -> int:
     return len(sides)
 
 
-def print_style(nones: list, digit: np.ndarray):
+def print_style(nones: list, reads: list, digit: np.ndarray):
     """The page's print, read off the marks the classifier called "none" (above `PRINT_SURE`):
-    (those marks, their median height, their median darkness, the lines that hold one of that
-    height within 25%) when there are at least three and a third of them are within 12% of that
-    height, two of those on one line (printed characters share a typeface and a height, and
-    stand in lines of text; handwritten letters and signs do not), else None."""
+    (those marks, their median height, their median darkness, {line: how many marks of that
+    height within 25% it holds}) when there are at least three and a third of them are within
+    12% of that height, two of those on one line (printed characters share a typeface and a
+    height, and stand in lines of text; handwritten letters and signs do not), else None.
+    A line of print holds two such marks or more, counted among all `reads` read as "none" above
+    `PRINT_SURE`, whatever the page's threshold for setting them aside."""
     sure = [r for r in nones if r.probs[~digit].sum() > PRINT_SURE]
     if len(sure) < 3:
         return None
@@ -689,20 +691,21 @@ def print_style(nones: list, digit: np.ndarray):
     if len(alike) < max(3, len(sure) / 3) or max(Counter(r.line for r in alike).values()) < 2:
         return None
     darkness = float(np.median([r.darkness for r in sure]))
-    return sure, height, darkness, {r.line for r in sure if abs((r.y1 - r.y0) / height - 1) < 0.25}
+    marks = Counter(r.line for r in reads if r.probs[~digit].sum() > PRINT_SURE
+                    and abs((r.y1 - r.y0) / height - 1) < 0.25)
+    return sure, height, darkness, {line: n for line, n in marks.items() if n >= 2}
 
 
-def printed_like(keep: list, style, table: set, marks: Counter) -> list:
+def printed_like(keep: list, style, table: set) -> list:
     """Kept digits set in the page's print (`style`, from `print_style`): of the print's height
-    (within 12%), on a line that holds such print or in a table's cell (`table`, from
-    `table_reads`) when the table holds such print (a sudoku's givens are print across the whole
-    grid, and a row of it may hold no given the model surely calls "none"), and with ink as dark
-    as the print's or darker (within 0.12 of its median: print is the darkest ink on a sheet, and
-    a hand's shadow darkens it further): a sudoku's givens, a form's row number, a page number in
-    a running head.
-    Outside a table, a line's digits are print only where they do not outnumber its marks read
-    as "none" (`marks`, from `none_marks`): a printed number stands in a line of text ("Week 36",
-    "Fig. 3"), while "236022 km" is a number written by hand with a word beside it."""
+    (within 12%), on a line of print or in a table's cell (`table`, from `table_reads`) when the
+    table holds such print (a sudoku's givens are print across the whole grid, and a row of it
+    may hold no given the model surely calls "none"), and with ink as dark as the print's or
+    darker (within 0.12 of its median: print is the darkest ink on a sheet, and a hand's shadow
+    darkens it further): a sudoku's givens, a form's row number, a page number in a running head.
+    Outside a table, a line's digits are print only where they do not outnumber its print: a
+    printed number stands in a line of text ("Week 36", "Fig. 3"), while "236022 km" is a number
+    written by hand with a word beside it."""
     if style is None or not keep:
         return []
     sure, style_h, style_d, print_lines = style
@@ -711,13 +714,7 @@ def printed_like(keep: list, style, table: set, marks: Counter) -> list:
     out = [r for r in keep if (r.line in print_lines or table_print and id(r) in table)
            and fits(r, 0.12) and r.darkness > style_d - 0.12]
     digits = Counter(r.line for r in out if id(r) not in table)
-    return [r for r in out if id(r) in table or digits[r.line] <= marks[r.line]]
-
-
-def none_marks(reads: list, digit: np.ndarray) -> Counter:
-    """How many marks on each line the classifier reads as "none" (above `PRINT_SURE`), whatever
-    the page's threshold for setting them aside."""
-    return Counter(r.line for r in reads if r.probs[~digit].sum() > PRINT_SURE)
+    return [r for r in out if id(r) in table or digits[r.line] <= print_lines[r.line]]
 
 
 def printed_strokes(keep: list, style, table: set, labels: list) -> list:

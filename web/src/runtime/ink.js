@@ -213,7 +213,9 @@ export function flattenLight(gray, window) {
     const closed = tmp.mat();
     cv.morphologyEx(small, closed, cv.MORPH_CLOSE, kernel, new cv.Point(-1, -1), 1, cv.BORDER_REPLICATE,
                     cv.morphologyDefaultBorderValue());
-    cv.blur(closed, paper, new cv.Size(k, k), new cv.Point(-1, -1), cv.BORDER_DEFAULT);
+    const blurred = tmp.mat();
+    cv.blur(closed, blurred, new cv.Size(k, k), new cv.Point(-1, -1), cv.BORDER_DEFAULT);
+    cv.min(blurred, closed, paper);              // smoothed, never brighter than the closing
     const full = d > 1 ? tmp.add(resizeLinear(paper, [w, h])) : paper;
     return [divideLight(gray, full), paper, d];
   } catch (e) {

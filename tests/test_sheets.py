@@ -477,7 +477,7 @@ def test_synthetic_pages_read_as_measured(mnist_dir, rec):
     """The first 10 synthetic test pages (two of each style, `edgedigits synth-pages --seed 0`;
     docs/runtime.md measures all 20): 95.4% of their 372 digits (17 errors) and 45/54 lines when
     measured, with words, signs and print beside the digits; no page under 85%. (15 errors before
-    the shadow-capped light of `ink.flatten_light`, which gained 83 digits on 180 other pages.)"""
+    the shadow-capped light of `ink.flatten_light`, which gained 87 digits on 180 other pages.)"""
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     total = {"digits_true": 0, "missed": 0, "extra": 0, "wrong": 0, "lines_exact": 0}
     for image, truth, info in synthpages.make_pages(10, seed=0, mnist_dir=mnist_dir):

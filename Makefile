@@ -83,7 +83,8 @@ fonts:
 # cnn-mnist fine-tuned on synthetic marks (runs/cnn-none), then on the marks that the reader cuts
 # from synthetic pages written with MNIST training digits, other words and print than the test
 # pages' (their letters, words, signs and print, read by runs/cnn-none; runs/cnn-none-pages,
-# shipped as models/cnn).
+# shipped as models/cnn). The harvest depends on the reader: the shipped weights are this recipe
+# at commit d99ec06 (docs/training.md).
 train-none: setup fonts
 	$(BIN)/edgedigits train --model cnn --init models/cnn-mnist --distill 3 --negatives 40000 --epochs 20 \
 		--min-epochs 20 --lr 0.001 --out runs/cnn-none

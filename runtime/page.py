@@ -49,7 +49,8 @@ import numpy as np
 from edgedigits.errors import EdgeDigitsError
 
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
-from .digits import CropBudget, TooManyCrops, classify_blobs, finish_lines, group_lines, to_digits, to_marks
+from .digits import (CropBudget, TooManyCrops, classify_blobs, finish_lines, group_lines, steady_reads, to_digits,
+                     to_marks)
 from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 from .tuning import TUNING
@@ -227,6 +228,7 @@ def _read_page(image: np.ndarray, recognizer, measured, **options) -> PageResult
             elif looks and sideways_print(looks):        # print up or down the page: read both ways
                 turn, (to_gray_px, reads, dropped) = better_side(
                     gray, corners, zoom, turn, grid, opt, recognizer, budget, (to_gray_px, reads, dropped))
+            steady_reads(reads, recognizer, opt, budget)
             reads, texts, rejected = finish_lines(reads, recognizer.labels, opt, recognizer.none_threshold)
 
             def to_input(points):        # page pixels -> input image pixels

@@ -183,8 +183,9 @@ def test_a_sudokus_givens_are_print_in_every_row_of_its_grid(hard_dir, rec):
     # its pencil is faint: inside the grid a lighter seed of certain ink (`GRID_STRONG`) finds
     # more of it, and the paper's light, never brightened past a hand's shadow's edge
     # (`ink.flatten_light`), no longer joins the digits it passes into one dark band (11 digits
-    # missed before that, 8 now: no pixel of them reaches even the grid's seed)
-    assert s["missed"] <= 8, s
+    # missed before that, 8 after it, 6 with the marks near a decision read again a pixel off,
+    # `digits.steady_reads`; the rest: no pixel of them reaches even the grid's seed)
+    assert s["missed"] <= 6, s
 
 
 def test_printed_givens_the_model_reads_as_digits_are_told_by_ink_and_height(hard_dir, rec):
@@ -475,9 +476,10 @@ def test_a_digit_touching_the_digit_under_it_is_cut_across(mnist, rec):
 
 def test_synthetic_pages_read_as_measured(mnist_dir, rec):
     """The first 10 synthetic test pages (two of each style, `edgedigits synth-pages --seed 0`;
-    docs/runtime.md measures all 20): 95.4% of their 372 digits (17 errors) and 45/54 lines when
+    docs/runtime.md measures all 20): 95.7% of their 372 digits (16 errors) and 45/54 lines when
     measured, with words, signs and print beside the digits; no page under 85%. (15 errors before
-    the shadow-capped light of `ink.flatten_light`, which gained 87 digits on 180 other pages.)"""
+    the shadow-capped light of `ink.flatten_light`, which gained 87 digits on 180 other pages, 17
+    after it, 16 with the marks near a decision read again, `digits.steady_reads`.)"""
     synthpages = pytest.importorskip("edgedigits.train.synthpages")
     total = {"digits_true": 0, "missed": 0, "extra": 0, "wrong": 0, "lines_exact": 0}
     for image, truth, info in synthpages.make_pages(10, seed=0, mnist_dir=mnist_dir):
@@ -485,7 +487,7 @@ def test_synthetic_pages_read_as_measured(mnist_dir, rec):
         assert s["digit_accuracy"] >= 0.85, (info["style"], s)
         total = {k: v + s[k] for k, v in total.items()}
     errors = total["missed"] + total["extra"] + total["wrong"]
-    assert total["digits_true"] == 372 and errors <= 17 and total["lines_exact"] >= 44, total
+    assert total["digits_true"] == 372 and errors <= 16 and total["lines_exact"] >= 44, total
 
 
 def test_recognize_json_lists_rejected_marks(hard_dir, tmp_path):
@@ -518,6 +520,55 @@ def test_a_shadows_edge_is_not_ink():
         band = np.flatnonzero(ink[:, edge - 40:edge + 40].any(0))
         assert d == 10 and len(band) < d, (edge, band + edge - 40)
         assert ink[150:250, 95:106].any() and ink[150:250, 445:456].any()
+
+
+def test_marks_near_a_decision_are_read_again_a_pixel_off():
+    """`steady_reads` reads a mark again moved one pixel right, left, down and up, and keeps the
+    mean of the five readings, only where its reading sits near a decision ("none" between 0.5 and
+    SURE_NONE, or its likeliest digit between `reject` and 0.5), and only within the page's crop
+    budget."""
+    from edgedigits.runtime.digits import CropBudget, Read, pixel_shifts, steady_reads
+    from edgedigits.runtime.page import Options
+
+    crop = np.zeros((28, 28), np.float32)
+    crop[10, 12] = 1.0
+    shifts = pixel_shifts(crop)
+    assert [tuple(np.argwhere(s)[0]) for s in shifts] == [(10, 13), (10, 11), (11, 12), (9, 12)]
+
+    class Shifted:                     # reads every shifted crop as a sure 6
+        labels = LABELS
+
+        def __init__(self):
+            self.crops = 0
+
+        def predict(self, crops):
+            self.crops += len(crops)
+            p = np.zeros((len(crops), 11), np.float32)
+            p[:, 6] = 1.0
+            return p
+
+    def read(none, six):
+        p = np.zeros(11, np.float32)
+        p[6], p[10], p[0] = six, none, 1 - six - none
+        return Read(0, 0, 10, 10, p, crop, 0)
+
+    near, sure, sure_none = read(0.53, 0.39), read(0.02, 0.97), read(0.98, 0.01)
+    rec = Shifted()
+    steady_reads([near, sure, sure_none], rec, Options(), CropBudget(100))
+    assert rec.crops == 4
+    assert np.isclose(near.probs[6], (0.39 + 4) / 5) and np.isclose(near.probs[10], 0.53 / 5)
+    assert sure.probs[6] == np.float32(0.97) and sure_none.probs[10] == np.float32(0.98)
+    short = read(0.53, 0.39)
+    steady_reads([short], rec, Options(), CropBudget(3))          # 4 crops wanted, 3 left
+    assert rec.crops == 4 and short.probs[6] == np.float32(0.39)
+
+
+def test_a_faint_pencil_digit_read_again_a_pixel_off(hard_dir, rec):
+    """`sudoku_01_11`'s first row holds a faint pencil 6 that, as cropped, reads "none" at 0.53
+    (6 at 0.39); moved a pixel each way it reads as a 6, and the mean of the five readings keeps
+    it (`digits.steady_reads`)."""
+    result = read_page(load_image(hard_dir / "AlexKubiesa_sudoku_01_11.jpg"), rec)
+    assert result.lines[0] == "46713", result.lines
 
 
 def test_form_boxes_are_taken_out_and_the_digit_inside_kept():

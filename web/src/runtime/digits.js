@@ -769,6 +769,45 @@ export function bestDigit(probs, labels) {
   return best;
 }
 
+// A 28x28 crop (784 floats) moved one pixel right, left, down and up, written as four crops into
+// `out` from `at` (zeros fill the edge; see pixel_shifts).
+export function pixelShifts(crop, out, at) {
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) {
+      const v = crop[y * 28 + x];
+      if (x < 27) out[at + y * 28 + x + 1] = v;
+      if (x > 0) out[at + 784 + y * 28 + x - 1] = v;
+      if (y < 27) out[at + 2 * 784 + (y + 1) * 28 + x] = v;
+      if (y > 0) out[at + 3 * 784 + (y - 1) * 28 + x] = v;
+    }
+  }
+}
+
+// The marks near a decision read once more, moved by a pixel each way; each keeps the mean of its
+// five readings (see steady_reads). Nothing when the page's crop budget is short.
+export async function steadyReads(reads, recognizer, opt, budget) {
+  const digit = digitColumns(recognizer.labels);
+  const near = reads.filter((r) => {
+    const none = sum32(pick(r.probs, digit, false)), top = maxOf(pick(r.probs, digit));
+    return (f32(0.5) < none && none < f32(SURE_NONE)) || (f32(opt.reject) < top && top < f32(0.5));
+  });
+  if (!near.length || 4 * near.length > budget.left) return;
+  budget.take(4 * near.length);
+  const crops = new Float32Array(near.length * 4 * 784);
+  near.forEach((r, i) => pixelShifts(r.crop28, crops, i * 4 * 784));
+  const probs = await recognizer.predict(crops);
+  const c = recognizer.labels.length;
+  near.forEach((r, i) => {
+    const mean = new Float32Array(c);
+    for (let j = 0; j < c; j++) {
+      let v = r.probs[j];
+      for (let k = 0; k < 4; k++) v = f32(v + probs[(4 * i + k) * c + j]);
+      mean[j] = f32(v / 5);
+    }
+    r.probs = mean;
+  });
+}
+
 // [digits, line strings, [[read, kind], ...]]: what is not a digit set aside, each line sorted
 // left to right, lines renumbered (see finish_lines in digits.py).
 export function finishLines(reads, labels, opt, noneThreshold = 0.5) {

@@ -14,7 +14,7 @@
 // Python's are float32). Every Mat made while reading is deleted before readPage returns.
 
 import { cv, useCv } from "./cv.js";
-import { CropBudget, TooManyCrops, classifyBlobs, finishLines, groupLines, toDigits, toMarks } from "./digits.js";
+import { CropBudget, TooManyCrops, classifyBlobs, finishLines, groupLines, steadyReads, toDigits, toMarks } from "./digits.js";
 import { brightRegion, downscale, findBlobs as inkBlobs, largestContour } from "./ink.js";
 import { findGrid, orderCorners, quadrilateral, rectangleLike, rotation, writingAngle } from "./rules.js";
 import { TUNING } from "./tuning.js";
@@ -176,6 +176,7 @@ async function read(image, recognizer, opt, mp, owned, reuse) {
         [turn, [toGrayPx, reads, dropped]] = await betterSide(turn, view, [toGrayPx, reads, dropped]);
       }
       let rejected;
+      await steadyReads(reads, recognizer, opt, budget);
       [reads, texts, rejected] = finishLines(reads, recognizer.labels, opt, recognizer.none_threshold);
       const fscale = f32(scale);
       const toInput = (points) =>                  // page pixels -> input image pixels

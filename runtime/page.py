@@ -21,7 +21,8 @@ measure   the page is looked at on a 600 px view: its rules taken out (`rules.py
 ink       the page is viewed again, turned and at the scale where digits are `digit_height` px
           tall, so every window below follows the writing, never a fixed pixel size. The paper's
           brightness (a morphological closing that erases strokes but keeps shadows, smoothed
-          but never brighter than the closing: it follows a shadow's edge) is divided out; a hysteresis threshold set from the paper's own noise keeps faint pixels that touch
+          but never brighter than the closing: it follows a shadow's edge) is divided out; a
+          hysteresis threshold set from the paper's own noise keeps faint pixels that touch
           dark ones (thin pencil survives, paper grain does not). Rules and form boxes are taken
           out of the ink, strokes crossing them kept. Connected components keep their holes (an 8
           is not a 0). Marks on a dark background or amid clutter (a desk), page edges and specks
@@ -35,8 +36,9 @@ classify  every blob is normalised the MNIST way and classified in one batch; wi
           are compared (print running up or down the page, which reads as rows of 1s: the page
           is read a quarter turn each way, the surer handwriting kept); a mark read near a
           decision is read again a pixel off each way and keeps the mean reading
-          (`digits.steady_reads`); what is not a digit is set aside with its reason (`result.rejected`: the model's "none", a letter of a word,
-          the page's print, doubtful shapes); boxes are mapped back to the input photo.
+          (`digits.steady_reads`); what is not a digit is set aside with its reason
+          (`result.rejected`: the model's "none", a letter of a word, the page's print,
+          doubtful shapes); boxes are mapped back to the input photo.
 """
 
 import contextvars

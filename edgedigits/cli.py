@@ -10,6 +10,7 @@ import re
 import sys
 
 from .errors import EdgeDigitsError
+from .runtime import keep_freed_memory
 
 # the distribution of a top-level module a subcommand may need, where the two names differ
 # (the extra that installs it is read from pyproject.toml's extras: `extra_for`)
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"edgedigits {args.command}"
+    keep_freed_memory()                          # page after page without page faults (glibc)
     if getattr(args, "max_pixels", None):        # read by runtime.images.load_image, in workers too
         os.environ["EDGEDIGITS_MAX_PIXELS"] = str(args.max_pixels)
     try:

@@ -187,7 +187,7 @@ def blob_ink(ink: Ink, b: Blob) -> np.ndarray:
     # (the anti-aliased rim of a stroke, within a pixel of its core, stays)
     inked = darkness[mask]
     if inked.size:
-        core = (darkness >= FAINT * float(np.percentile(inked, 90))).astype(np.uint8)
+        core = (darkness >= FAINT * percentile(inked, 90)).astype(np.uint8)
         darkness[cv2.dilate(core, np.ones((3, 3), np.uint8)) == 0] = 0
     return darkness
 
@@ -215,7 +215,25 @@ def rule_scraps(mask: np.ndarray, ruled: np.ndarray, k: int) -> np.ndarray:
 def ink_darkness(v: np.ndarray) -> float:
     """The typical darkness of a mark's ink (`blob_ink` values): the median over its inked pixels."""
     inked = v[v > 0.2]
-    return float(np.median(inked)) if inked.size else 0.0
+    return percentile(inked, 50) if inked.size else 0.0
+
+
+def percentile(values: np.ndarray, q: int) -> float:
+    """np.percentile(values, q) of a non-empty 1-D float32 array, to the bit (its linear
+    interpolation, in float32), and np.median(values) for q = 50, in a tenth of their time: they
+    run per mark, where numpy's general code costs 50 us a call on a few hundred pixels."""
+    n = values.size
+    if q == 50:                                 # np.median: the mean of the middle one or two, in float32
+        half = n // 2
+        middle = np.partition(values, (half - 1, half) if n % 2 == 0 else half)
+        return float(middle[half]) if n % 2 else float(middle[half - 1] + middle[half]) / 2
+    at = (n - 1) * (q / 100)
+    below = min(int(at), n - 1)
+    above = min(below + 1, n - 1)
+    middle = np.partition(values, (below, above))
+    a, b, t = middle[below], middle[above], at - below
+    step = b - a
+    return float(b - step * np.float32(1 - t)) if t >= 0.5 else float(a + step * np.float32(t))
 
 
 def variants(v: np.ndarray, line: Line) -> list:

@@ -6,6 +6,7 @@ the real photos are in test_paper.py. Budget: about 30 s on 2 shared cores.
 """
 
 import json
+import platform
 import subprocess
 import sys
 import zipfile
@@ -146,6 +147,30 @@ print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_pages_read_one_after_another_take_no_page_faults(paper_dir):
+    """With `keep_freed_memory` (what the `edgedigits` command calls), reading a 640x480 photo
+    again and again reuses the heap: without it glibc hands the freed arrays back to the system
+    after each page and takes them back one page fault per 4 KB (2,900 a page, 3.4 ms here)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("keep_freed_memory tunes glibc's malloc; this is not Linux with glibc")
+    code = f"""
+import resource, cv2
+import edgedigits.runtime as rt
+assert rt.keep_freed_memory()
+rec = rt.Recognizer()
+image = cv2.resize(rt.load_image({str(paper_dir / "hypjudy_photo_4.png")!r}), (480, 640), interpolation=cv2.INTER_AREA)
+for _ in range(3):
+    rt.read_page(image, rec)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    assert rt.read_page(image, rec).lines
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < 100          # page faults a page
 
 
 def test_recognizer_reads_mnist(rec, mnist):

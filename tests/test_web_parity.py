@@ -18,6 +18,7 @@ import pytest
 from web_fixtures import ROOT, b64
 
 from edgedigits.runtime.images import load_image
+from edgedigits.runtime.ink import resize_area
 from edgedigits.runtime.page import read_page
 from edgedigits.runtime.recognizer import Recognizer
 
@@ -131,3 +132,29 @@ def test_the_browser_reads_what_python_reads(web_page, readings, paper_dir):
     assert not lines_differ, "paper photos read differently:\n" + "\n".join(lines_differ)
     assert equal >= DIGITS_EQUAL * digits, f"only {equal}/{digits} digits equal"
     assert marks_equal >= DIGITS_EQUAL * marks, f"only {marks_equal}/{marks} marks set aside alike"
+
+
+def test_the_browsers_area_resize_is_pythons_to_the_bit(web_page):
+    """`ink.resize_area` (a sheet's thumbnail) and its port `resizeArea` add the same numbers in
+    the same order, left to right: equal to the bit on noise, where every rounding shows (a mean
+    that is exactly half a grey level is rounded by the last bit of its sum). In these cases
+    adding each span's first pixel last (`np.add.reduceat`'s order) rounds 1-8 pixels otherwise."""
+    cases = [((430, 1280), (320, 108), 0), ((1923, 552), (92, 320), 3), ((564, 910), (320, 198), 2),
+             ((1420, 1820), (320, 250), 1), ((1161, 1533), (173, 131), 0)]
+    cases = [(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8), size) for shape, size, seed in cases]
+    for image, size in cases:
+        got = web_page.evaluate(
+            """async ([b, rows, cols, w, h]) => {
+                const { useCv } = await import('./runtime/cv.js');
+                const { resizeArea } = await import('./runtime/ink.js');
+                const cv = window.edgedigits.cv;
+                useCv(cv);
+                const bytes = Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+                const mat = cv.matFromArray(rows, cols, cv.CV_8UC1, bytes);
+                const out = resizeArea(mat, [w, h]);
+                const data = Array.from(out.data);
+                mat.delete(); out.delete();
+                return data;
+            }""", [b64(image.tobytes()), *image.shape, *size])
+        ours = resize_area(image, size)
+        assert np.array_equal(np.uint8(got).reshape(ours.shape), ours), (image.shape, size)

@@ -283,9 +283,28 @@ def measure(gray: np.ndarray, corners, opt):
             turn = 0.0
         if abs(turn) < 1.0:                               # not worth a resampling
             turn = 0.0
+        elif grid is None and opt.rules and abs(turn) >= TURNED_GRID:   # a tilted grid: its rules once turned
+            grid = turned_grid(gray, corners, probe, turn, opt)
+            turn = 0.0 if grid is not None else turn
     # a page without rules, seen at the right scale, needs no second look
     seen = (page, to_gray_px, (blobs, ink, geom, rules, dropped)) if not rules else None
     return probe, geom.height, turn, doubtful, grid, seen
+
+
+# a grid tilted this many degrees or more is looked for again on the page turned square to it
+# (under it, its rules are found as they are, and a turned view's own border, the photo's edge
+# against the fill, runs close enough to the view's axes to pass for a rule)
+TURNED_GRID = T["TURNED_GRID"]
+
+
+def turned_grid(gray: np.ndarray, corners, probe: float, turn: float, opt):
+    """The border (gray's pixels) of the largest table or grid on the probe's view turned by
+    `turn`, or None: rules are found along a view's rows and columns, within a few degrees, so a
+    grid tilted more than that in the photo is found once the page is turned square to it."""
+    page, to_gray_px = page_view(gray, corners, probe, turn)
+    rules = find_blobs(page, probe_rules(page, opt))[3]
+    grid = find_grid(rules, page.shape) if rules.mask is not None else None
+    return cv2.perspectiveTransform(grid[None], to_gray_px)[0] if grid is not None else None
 
 
 def probe_rules(page: np.ndarray, opt) -> float:

@@ -32,6 +32,7 @@ T = TUNING["rules"]
 
 RULE_LENGTH = T["RULE_LENGTH"]  # a rule is a straight run longer than this many digit heights
 GRID_TILT = T["GRID_TILT"]  # a grid's rules run within this slope of their median (a sheet's edge may not)
+FEW_MARKS_TILT = T["FEW_MARKS_TILT"]  # a few marks in a line (under 12) tilted this much (degrees) are turned
 MIN_RULES = T["MIN_RULES"]  # fewer long lines than this are a sheet's edge or a stroke, not ruling
 
 
@@ -78,6 +79,17 @@ def profile_skew(points: np.ndarray, height: float, limit: float = 45.0) -> floa
     return best
 
 
+def neighbour_skew(angles: np.ndarray) -> float:
+    """The skew (degrees) of a few marks in a line (too few for `profile_skew`): the direction
+    their nearest neighbours (`neighbour_angles`) share, where most of them share it within 15
+    degrees and it is a clear tilt (`FEW_MARKS_TILT` or more), else 0: a few digits written
+    upright wave by a few degrees."""
+    top = peak(angles, np.ones(len(angles)), 180)
+    near = np.abs(((angles - top + 90) % 180) - 90) < 15
+    skew = ((top + 90) % 180) - 90
+    return float(skew) if near.mean() >= 0.5 and abs(skew) >= FEW_MARKS_TILT else 0.0
+
+
 def line_angles(mask: np.ndarray, min_length: float):
     """Angles (degrees, 0..180) and lengths of the long straight segments of a binary mask.
 
@@ -102,8 +114,10 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
     down (a sheet photographed at 60 or 90 degrees), for the classifier to decide.
 
     The skew comes from the long straight lines when the page has some (rules, grid, table,
-    the sheet's edge), else from the lines of writing (`profile_skew`, with 12 marks or more). A
-    sheet already `flattened` (its edges found) is square to the view: only rules may skew it. A
+    the sheet's edge), else from the lines of writing (`profile_skew`, with 12 marks or more;
+    with fewer, the direction their neighbours share, `neighbour_skew`, or with 6 or more their
+    profile, either only for a clear tilt of `FEW_MARKS_TILT`). A sheet already `flattened` (its
+    edges found) is square to the view: only rules may skew it. A
     steep skew, or marks whose nearest neighbours (`neighbour_angles`) lie above them as often as
     beside them, leave the direction doubtful.
     """
@@ -121,6 +135,11 @@ def writing_angle(blobs: list, mask: np.ndarray, height: float, flattened: bool 
         skew += float(np.average(((rules[near] - skew + 45) % 90) - 45, weights=lengths[near]))
     elif len(marks) >= 12 and not flattened:
         skew = profile_skew(points, height)
+    elif angles.size >= 6 and not flattened:             # a few marks: a line's tilt, if clear
+        skew = neighbour_skew(angles)
+        if not skew and len(marks) >= 6:
+            skew = profile_skew(points, height)
+            skew = skew if abs(skew) >= FEW_MARKS_TILT else 0.0
     elif angles.size >= 6:
         skew = 0.0
     else:

@@ -233,10 +233,27 @@ export function measure(gray, corners, opt, mp, owned) {
       turn = 0.0;
     }
     if (Math.abs(turn) < 1.0) turn = 0.0;       // not worth a resampling
+    else if (grid === null && opt.rules && Math.abs(turn) >= TURNED_GRID) {   // a tilted grid: its rules once turned
+      grid = turnedGrid(gray, corners, probe, turn, opt, mp, owned);
+      if (grid !== null) turn = 0.0;
+    }
   }
   // a page without rules, seen at the right scale, needs no second look
   const seen = rules.truthy() ? null : [page, toGrayPx, [blobs, ink, geom, rules, dropped]];
   return [probe, geom.height, turn, doubtful, grid, seen];
+}
+
+// A grid tilted this many degrees or more is looked for again on the page turned square to it.
+const TURNED_GRID = TUNING["page"]["TURNED_GRID"];
+
+// The border (gray's pixels) of the largest table or grid on the probe's view turned by `turn`,
+// or null: see page.turned_grid.
+export function turnedGrid(gray, corners, probe, turn, opt, mp, owned) {
+  const [page, toGrayPx] = pageView(gray, corners, probe, turn);
+  owned.add(page);
+  const rules = findBlobs(page, probeRules(page, opt), mp, owned)[3];
+  const grid = rules.mask ? findGrid(rules, [page.rows, page.cols]) : null;
+  return grid !== null ? perspectiveTransform(grid, toGrayPx) : null;
 }
 
 // The digit height to find rules with before the writing is measured: see page.probe_rules.

@@ -18,6 +18,7 @@ const T = TUNING["rules"];
 
 const RULE_LENGTH = T["RULE_LENGTH"];  // a rule is a straight run longer than this many digit heights
 const GRID_TILT = T["GRID_TILT"];  // a grid's rules run within this slope of their median (a sheet's edge may not)
+const FEW_MARKS_TILT = T["FEW_MARKS_TILT"];  // a few marks in a line (under 12) tilted this much (degrees) are turned
 const MIN_RULES = T["MIN_RULES"];  // fewer long lines than this are a sheet's edge or a stroke, not ruling
 
 const DEG = 180.0 / Math.PI;    // np.degrees(x) = x * (180 / pi)
@@ -149,6 +150,16 @@ export function lineAngles(mask, minLength) {
 }
 
 // [skew in degrees, doubtful]: see writing_angle in rules.py.
+// The skew of a few marks in a line: the direction their nearest neighbours share, if most share
+// it within 15 degrees and it is a clear tilt (see rules.neighbour_skew).
+export function neighbourSkew(angles) {
+  const top = peak(angles, angles.map(() => 1), 180);
+  let near = 0;
+  for (const a of angles) if (Math.abs(mod(a - top + 90, 180) - 90) < 15) near++;
+  const skew = mod(top + 90, 180) - 90;
+  return near / angles.length >= 0.5 && Math.abs(skew) >= FEW_MARKS_TILT ? skew : 0.0;
+}
+
 export function writingAngle(blobs, mask, height, flattened = false) {
   let marks = blobs.filter((b) => b.h <= 2 * height && Math.max(b.w, b.h) >= 0.3 * height);
   if (marks.length > 400) marks = sorted(marks, (b) => -b.area).slice(0, 400);
@@ -173,6 +184,12 @@ export function writingAngle(blobs, mask, height, flattened = false) {
     skew += num / den;
   } else if (marks.length >= 12 && !flattened) {
     skew = profileSkew(points, height);
+  } else if (angles.length >= 6 && !flattened) {   // a few marks: a line's tilt, if clear
+    skew = neighbourSkew(angles);
+    if (!skew && marks.length >= 6) {
+      skew = profileSkew(points, height);
+      if (!(Math.abs(skew) >= FEW_MARKS_TILT)) skew = 0.0;
+    }
   } else if (angles.length >= 6) {
     skew = 0.0;
   } else {

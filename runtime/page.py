@@ -223,6 +223,7 @@ def _read_page(image: np.ndarray, recognizer, measured, **options) -> PageResult
             budget = CropBudget(most)
             reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
             first = most - budget.left            # compare turns on what leaves room for a second pass
+            doubtful = doubtful or mostly_ones(reads, recognizer)
             looks = quarter_looks(reads, recognizer, (budget.left - first) // 4) if doubtful else None
             quarter = best_quarter(looks) if looks else 0
             if quarter:                                  # the writing runs another way: turn it
@@ -337,6 +338,25 @@ def quarter_looks(reads: list, recognizer, most=None):
     return looks
 
 
+# confident reads of which at most this share are other digits than 1s are "mostly 1s": a word of
+# print on its side reads as a row of 1s
+MOSTLY_ONES = T["MOSTLY_ONES"]
+
+
+def mostly_ones(reads: list, recognizer) -> bool:
+    """Whether the page's confident reads (at least 4) are mostly 1s, as print on its side reads:
+    its direction is then asked of the classifier (`quarter_looks`) whatever its lines said (a
+    form whose printed words stand in columns has neighbours beside and above alike)."""
+    if not reads:
+        return False
+    probs = np.stack([r.probs for r in reads])
+    digits = np.array([label.isdigit() for label in recognizer.labels])
+    one = [label for label in recognizer.labels if label.isdigit()].index("1")
+    sure = probs[:, digits].max(1) > 0.9
+    not_ones = sure & (probs[:, digits].argmax(1) != one)
+    return int(sure.sum()) >= 4 and int(not_ones.sum()) <= MOSTLY_ONES * int(sure.sum())
+
+
 def best_quarter(looks: list) -> int:
     """How many quarter turns (0-3) make the page's marks read best (`quarter_looks`): the most
     confident digits. Turning must win clearly; ties stay as they are."""
@@ -347,11 +367,11 @@ def best_quarter(looks: list) -> int:
 
 def sideways_print(looks: list) -> bool:
     """Whether the page's marks are print running up or down the page (`quarter_looks`): as they
-    are, the confident reads are nearly all 1s (a printed word on its side reads as a row of 1s),
+    are, the confident reads are mostly 1s (a printed word on its side reads as a row of 1s),
     and a quarter turn either way makes them far more surely "none" (the classifier knows upright
     print, and that a digit on its side is none): a form photographed at 90 degrees."""
     sure, not_ones, none = looks[0]
-    return sure >= 4 and not_ones <= 0.25 * sure and (looks[1][2] + looks[3][2]) / 2 > none + 0.15
+    return sure >= 4 and not_ones <= MOSTLY_ONES * sure and (looks[1][2] + looks[3][2]) / 2 > none + 0.15
 
 
 def read_view(gray, corners, zoom: float, turn: float, grid, opt, recognizer, budget):

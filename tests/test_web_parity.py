@@ -158,3 +158,18 @@ def test_the_browsers_area_resize_is_pythons_to_the_bit(web_page):
             }""", [b64(image.tobytes()), *image.shape, *size])
         ours = resize_area(image, size)
         assert np.array_equal(np.uint8(got).reshape(ours.shape), ours), (image.shape, size)
+
+
+def test_a_photo_over_20_mp_reads_as_in_python(web_page, paper_dir):
+    """A 23 MP photo (a sheet on a white desk: most phones' full resolution is 12-50 MP): the
+    browser reads what Python reads. Before, it read nothing: a view of the wasm memory taken
+    before a new Mat grew that memory came back empty, and the greyscale page was black."""
+    sheet = load_image(paper_dir / "hypjudy_photo_4.png")
+    sheet = cv2.resize(sheet, (sheet.shape[1] * 2, sheet.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    photo = np.full((5000, 4600, 3), 246, np.uint8)
+    y, x = (photo.shape[0] - sheet.shape[0]) // 2, (photo.shape[1] - sheet.shape[1]) // 2
+    photo[y:y + sheet.shape[0], x:x + sheet.shape[1]] = sheet
+    py = read_page(photo, Recognizer(str(MODEL), backend="onnxruntime")).as_dict()
+    js = read_pixels(web_page, photo)
+    assert len(py["lines"]) >= 4 and js["lines"] == py["lines"], (py["lines"], js["lines"])
+    assert [d["box"] for d in js["digits"]] == [d["box"] for d in py["digits"]]

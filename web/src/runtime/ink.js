@@ -78,6 +78,9 @@ export function resizeLinear(image, size) {
   const [x0, x1, a0, a1] = linearTaps(image.cols, size[0]);
   const [y0, y1, b0, b1] = linearTaps(image.rows, size[1]);
   const cols = image.cols, W = size[0];
+  // the output first: a new Mat may grow the wasm memory, which detaches every view of it taken
+  // before (`.data` then reads as empty: a photo over 20 MP read as black)
+  const out = new cv.Mat(size[1], W, cv.CV_8UC1);
   const src = image.data;
   const rows = new Map();                       // source row -> its horizontally interpolated values (x 128)
   const row = (y) => {
@@ -90,7 +93,6 @@ export function resizeLinear(image, size) {
     }
     return r;
   };
-  const out = new cv.Mat(size[1], W, cv.CV_8UC1);
   const O = out.data;
   for (let j = 0; j < size[1]; j++) {
     const r0 = row(y0[j]), r1 = row(y1[j]), w0 = b0[j], w1 = b1[j];

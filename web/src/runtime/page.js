@@ -166,7 +166,8 @@ async function read(image, recognizer, opt, mp, owned, reuse) {
       const budget = new CropBudget(most);
       let reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
       const first = most - budget.left;           // compare turns on what leaves room for a second pass
-      const looks = doubtful ? await quarterLooks(reads, recognizer, Math.floor((budget.left - first) / 4)) : null;
+      const looks = doubtful || mostlyOnes(reads, recognizer)
+        ? await quarterLooks(reads, recognizer, Math.floor((budget.left - first) / 4)) : null;
       const quarter = looks ? bestQuarter(looks) : 0;
       const view = [gray, corners, zoom, grid, opt, recognizer, budget, mp, owned];
       if (quarter) {                              // the writing runs another way: turn it
@@ -323,7 +324,27 @@ export function bestQuarter(looks) {
 // Whether the page's marks are print running up or down the page (see page.sideways_print).
 export function sidewaysPrint(looks) {
   const [sure, notOnes, none] = looks[0];
-  return sure >= 4 && notOnes <= 0.25 * sure && (looks[1][2] + looks[3][2]) / 2 > none + 0.15;
+  return sure >= 4 && notOnes <= MOSTLY_ONES * sure && (looks[1][2] + looks[3][2]) / 2 > none + 0.15;
+}
+
+// Confident reads of which at most this share are other digits than 1s are "mostly 1s".
+const MOSTLY_ONES = TUNING["page"]["MOSTLY_ONES"];
+
+// Whether the page's confident reads (at least 4) are mostly 1s, as print on its side reads (see
+// page.mostly_ones).
+export function mostlyOnes(reads, recognizer) {
+  const digits = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
+  const one = recognizer.labels.indexOf("1");
+  let sure = 0, notOnes = 0;
+  for (const r of reads) {
+    let best = -Infinity, at = -1;
+    for (let j = 0; j < digits.length; j++) if (digits[j] && r.probs[j] > best) [best, at] = [r.probs[j], j];
+    if (best > 0.9) {
+      sure++;
+      if (at !== one) notOnes++;
+    }
+  }
+  return sure >= 4 && notOnes <= MOSTLY_ONES * sure;
 }
 
 // [toGrayPx, reads, dropped] of the page viewed at `zoom` and turned by `turn` (page.read_view).
@@ -492,10 +513,9 @@ function smoothParts(t, smooth, most = 4) {
     for (let i = 1; i < n; i++) order.push(i);
     order.sort((a, b) => area(b) - area(a) || a - b);            // stable: equal areas in label order
     const size = t.rows * t.cols;
-    const L = labels.data32S;
     for (const i of order.filter((j) => area(j) >= 0.04 * size).slice(0, most)) {
       const mask = new cv.Mat(t.rows, t.cols, cv.CV_8UC1);
-      const M = mask.data;
+      const L = labels.data32S, M = mask.data;      // after the new Mat (wasm memory growth detaches views)
       for (let k = 0; k < L.length; k++) M[k] = L[k] === i ? 1 : 0;
       const contour = largestContour(mask);
       if (contour !== null) contours.push(contour);

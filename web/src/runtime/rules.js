@@ -466,10 +466,10 @@ export function ruleList(lines, length, horizontal) {
   const labels = new cv.Mat(), stats = new cv.Mat(), centroids = new cv.Mat();
   try {
     const n = cv.connectedComponentsWithStats(lines, labels, stats, centroids, 8, cv.CV_32S);
-    const S = stats.data32S, C = centroids.data64F;
     const out = [];
     for (let i = 1; i < n; i++) {
-      const [x, y, w, h, area] = S.subarray(5 * i, 5 * i + 5);
+      // views taken afresh each time: a new Mat below may grow the wasm memory, detaching older ones
+      const [x, y, w, h, area] = stats.data32S.subarray(5 * i, 5 * i + 5);
       const run = horizontal ? w : h;
       if (run < length) continue;
       const own = new cv.Mat(h, w, cv.CV_8UC1);
@@ -484,7 +484,7 @@ export function ruleList(lines, length, horizontal) {
         own.delete();
       }
       const slope = m.mu11 / Math.max(horizontal ? m.mu20 : m.mu02, 1e-9);
-      const at = horizontal ? C[2 * i + 1] : C[2 * i];
+      const at = horizontal ? centroids.data64F[2 * i + 1] : centroids.data64F[2 * i];
       out.push(new Rule(at, horizontal ? x : y, horizontal ? x + run : y + run, slope, area / run));
     }
     return out;

@@ -16,8 +16,9 @@ page      a bright sheet on a darker desk is found on a thumbnail (bright and sm
           warped flat by a perspective transform; a photo that is already the page is used whole.
 measure   the page is looked at on a 600 px view: its rules taken out (`rules.py`), the writing's
           height measured, its skew found (rules, or the lines of writing), a ruled grid's
-          border found (the page is then warped so that the grid is square), and whether the
-          writing may run up or down the page.
+          border found (the page is then warped so that the grid is square; a grid tilted a few
+          degrees is looked for on the view turned by the skew), and whether the writing may
+          run up or down the page.
 ink       the page is viewed again, turned and at the scale where digits are `digit_height` px
           tall, so every window below follows the writing, never a fixed pixel size. The paper's
           brightness (a morphological closing that erases strokes but keeps shadows, smoothed
@@ -32,8 +33,8 @@ lines     blobs are chained into lines left to right; a wide gap starts a new li
           row, a ruled line) are one line; lines are read top to bottom, left block before right.
 classify  every blob is normalised the MNIST way and classified in one batch; wide blobs are cut
           at thin joins or outline dips, and the cut whose pieces the classifier reads best (with
-          a prior on digit width) wins; where the direction was doubtful the four quarter turns
-          are compared (print running up or down the page, which reads as rows of 1s: the page
+          a prior on digit width) wins; where the direction was doubtful, or the confident reads
+          are mostly 1s (print on its side), the four quarter turns are compared (print running up or down the page, which reads as rows of 1s: the page
           is read a quarter turn each way, the surer handwriting kept); a mark read near a
           decision is read again a pixel off each way and keeps the mean reading
           (`digits.steady_reads`); what is not a digit is set aside with its reason

@@ -34,12 +34,12 @@ lines     blobs are chained into lines left to right; a wide gap starts a new li
 classify  every blob is normalised the MNIST way and classified in one batch; wide blobs are cut
           at thin joins or outline dips, and the cut whose pieces the classifier reads best (with
           a prior on digit width) wins; where the direction was doubtful, or the confident reads
-          are mostly 1s (print on its side), the four quarter turns are compared (print running up or down the page, which reads as rows of 1s: the page
-          is read a quarter turn each way, the surer handwriting kept); a mark read near a
-          decision is read again a pixel off each way and keeps the mean reading
-          (`digits.steady_reads`); what is not a digit is set aside with its reason
-          (`result.rejected`: the model's "none", a letter of a word, the page's print,
-          doubtful shapes); boxes are mapped back to the input photo.
+          are mostly 1s, the four quarter turns are compared (print running up or down the
+          page, which reads as rows of 1s: the page is read a quarter turn each way, the surer
+          handwriting kept); a mark read near a decision is read again a pixel off each way
+          and keeps the mean reading (`digits.steady_reads`); what is not a digit is set aside
+          with its reason (`result.rejected`: the model's "none", a letter of a word, the page's
+          print, doubtful shapes); boxes are mapped back to the input photo.
 """
 
 import contextvars

@@ -53,8 +53,8 @@ import numpy as np
 from edgedigits.errors import EdgeDigitsError
 
 from .images import load_image, quiet_opencv  # noqa: F401 (load_image: the page's input)
-from .digits import (CropBudget, TooManyCrops, classify_blobs, finish_lines, group_lines, steady_reads, to_digits,
-                     to_marks)
+from .digits import (CropBudget, TooManyCrops, classify_blobs, digit_columns, finish_lines, group_lines,
+                     steady_reads, to_digits, to_marks)
 from .ink import bright_region, downscale, find_blobs as ink_blobs
 from .rules import find_grid, order_corners, quadrilateral, rectangle_like, rotation, writing_angle
 from .tuning import TUNING
@@ -224,7 +224,11 @@ def _read_page(image: np.ndarray, recognizer, measured, **options) -> PageResult
             budget = CropBudget(most)
             reads = classify_blobs(lines, ink, geom, recognizer, opt, budget)
             first = most - budget.left            # compare turns on what leaves room for a second pass
-            doubtful = doubtful or mostly_ones(reads, recognizer)
+            # the direction is asked of the classifier where the marks' lines left it doubtful, or
+            # where the reads are mostly 1s, as print on its side reads (a form whose printed
+            # words stand in columns has neighbours beside and above alike)
+            if reads and not doubtful:
+                doubtful = mostly_ones(*sure_reads(np.stack([r.probs for r in reads]), recognizer.labels))
             looks = quarter_looks(reads, recognizer, (budget.left - first) // 4) if doubtful else None
             quarter = best_quarter(looks) if looks else 0
             if quarter:                                  # the writing runs another way: turn it
@@ -327,16 +331,23 @@ def quarter_looks(reads: list, recognizer, most=None):
     if most is not None and len(reads) > most:
         reads = reads[::-(-len(reads) // most)]
     crops = np.stack([r.crop28 for r in reads])
-    digits = np.array([label.isdigit() for label in recognizer.labels])
-    one = [label for label in recognizer.labels if label.isdigit()].index("1")
+    digits = digit_columns(recognizer.labels)
     looks = []
     for k in range(4):
         probs = recognizer.predict(np.ascontiguousarray(np.rot90(crops, k, axes=(1, 2))))
-        sure = probs[:, digits].max(1) > 0.9
-        ones = probs[:, digits].argmax(1) == one
         none = probs[:, ~digits].astype(np.float64).sum(1)
-        looks.append((int(sure.sum()), int((sure & ~ones).sum()), float(none.mean()) if none.size else 0.0))
+        looks.append((*sure_reads(probs, recognizer.labels), float(none.mean()) if none.size else 0.0))
     return looks
+
+
+def sure_reads(probs: np.ndarray, labels: list) -> tuple:
+    """(confident digits: best digit class over 0.9, "none" left out; those of them that are
+    not 1s) among classifier outputs `probs` [N, classes]."""
+    digits = digit_columns(labels)
+    one = [label for label in labels if label.isdigit()].index("1")
+    sure = probs[:, digits].max(1) > 0.9
+    ones = probs[:, digits].argmax(1) == one
+    return int(sure.sum()), int((sure & ~ones).sum())
 
 
 # confident reads of which at most this share are other digits than 1s are "mostly 1s": a word of
@@ -344,18 +355,10 @@ def quarter_looks(reads: list, recognizer, most=None):
 MOSTLY_ONES = T["MOSTLY_ONES"]
 
 
-def mostly_ones(reads: list, recognizer) -> bool:
-    """Whether the page's confident reads (at least 4) are mostly 1s, as print on its side reads:
-    its direction is then asked of the classifier (`quarter_looks`) whatever its lines said (a
-    form whose printed words stand in columns has neighbours beside and above alike)."""
-    if not reads:
-        return False
-    probs = np.stack([r.probs for r in reads])
-    digits = np.array([label.isdigit() for label in recognizer.labels])
-    one = [label for label in recognizer.labels if label.isdigit()].index("1")
-    sure = probs[:, digits].max(1) > 0.9
-    not_ones = sure & (probs[:, digits].argmax(1) != one)
-    return int(sure.sum()) >= 4 and int(not_ones.sum()) <= MOSTLY_ONES * int(sure.sum())
+def mostly_ones(sure: int, not_ones: int) -> bool:
+    """Whether confident reads (`sure_reads`: at least 4 of them) are mostly 1s, as print on its
+    side reads."""
+    return sure >= 4 and not_ones <= MOSTLY_ONES * sure
 
 
 def best_quarter(looks: list) -> int:
@@ -372,7 +375,7 @@ def sideways_print(looks: list) -> bool:
     and a quarter turn either way makes them far more surely "none" (the classifier knows upright
     print, and that a digit on its side is none): a form photographed at 90 degrees."""
     sure, not_ones, none = looks[0]
-    return sure >= 4 and not_ones <= MOSTLY_ONES * sure and (looks[1][2] + looks[3][2]) / 2 > none + 0.15
+    return mostly_ones(sure, not_ones) and (looks[1][2] + looks[3][2]) / 2 > none + 0.15
 
 
 def read_view(gray, corners, zoom: float, turn: float, grid, opt, recognizer, budget):

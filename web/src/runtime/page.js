@@ -166,8 +166,15 @@ async function read(image, recognizer, opt, mp, owned, reuse) {
       const budget = new CropBudget(most);
       let reads = await classifyBlobs(lines, ink, geom, recognizer, opt, budget);
       const first = most - budget.left;           // compare turns on what leaves room for a second pass
-      const looks = doubtful || mostlyOnes(reads, recognizer)
-        ? await quarterLooks(reads, recognizer, Math.floor((budget.left - first) / 4)) : null;
+      // the direction is asked of the classifier where the marks' lines left it doubtful, or where
+      // the reads are mostly 1s, as print on its side reads (see page.py)
+      let ask = doubtful;
+      if (reads.length && !ask) {
+        const c = recognizer.labels.length, probs = new Float64Array(reads.length * c);
+        reads.forEach((r, i) => probs.set(r.probs, i * c));
+        ask = mostlyOnes(...sureReads(probs, reads.length, recognizer.labels));
+      }
+      const looks = ask ? await quarterLooks(reads, recognizer, Math.floor((budget.left - first) / 4)) : null;
       const quarter = looks ? bestQuarter(looks) : 0;
       const view = [gray, corners, zoom, grid, opt, recognizer, budget, mp, owned];
       if (quarter) {                              // the writing runs another way: turn it
@@ -288,30 +295,41 @@ export async function quarterLooks(reads, recognizer, most = null) {
     reads = reads.filter((_, i) => i % step === 0);
   }
   const digits = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
-  const one = recognizer.labels.indexOf("1");
   const c = recognizer.labels.length;
   const looks = [];
   for (let k = 0; k < 4; k++) {
     const crops = new Float32Array(reads.length * 784);
     reads.forEach((r, i) => rot90(r.crop28, k, crops, i * 784));
     const probs = await recognizer.predict(crops);
-    let sure = 0, notOnes = 0, none = 0;
+    let none = 0;
     for (let i = 0; i < reads.length; i++) {
-      let best = -Infinity, at = -1, rest = 0;
-      for (let j = 0; j < c; j++) {
-        const p = probs[i * c + j];
-        if (!digits[j]) rest += p;
-        else if (p > best) [best, at] = [p, j];
-      }
-      if (best > 0.9) {
-        sure++;
-        if (at !== one) notOnes++;
-      }
+      let rest = 0;
+      for (let j = 0; j < c; j++) if (!digits[j]) rest += probs[i * c + j];
       none += rest;
     }
-    looks.push([sure, notOnes, none / reads.length]);
+    looks.push([...sureReads(probs, reads.length, recognizer.labels), none / reads.length]);
   }
   return looks;
+}
+
+// [confident digits (best digit class over 0.9, "none" left out), those of them that are not 1s]
+// among n classifier outputs `probs` (n x classes, row-major): see page.sure_reads.
+export function sureReads(probs, n, labels) {
+  const digits = labels.map((label) => /^[0-9]+$/.test(label));
+  const one = labels.indexOf("1"), c = labels.length;
+  let sure = 0, notOnes = 0;
+  for (let i = 0; i < n; i++) {
+    let best = -Infinity, at = -1;
+    for (let j = 0; j < c; j++) {
+      const p = probs[i * c + j];
+      if (digits[j] && p > best) [best, at] = [p, j];
+    }
+    if (best > 0.9) {
+      sure++;
+      if (at !== one) notOnes++;
+    }
+  }
+  return [sure, notOnes];
 }
 
 // How many quarter turns make the marks read best (see page.best_quarter).
@@ -324,26 +342,15 @@ export function bestQuarter(looks) {
 // Whether the page's marks are print running up or down the page (see page.sideways_print).
 export function sidewaysPrint(looks) {
   const [sure, notOnes, none] = looks[0];
-  return sure >= 4 && notOnes <= MOSTLY_ONES * sure && (looks[1][2] + looks[3][2]) / 2 > none + 0.15;
+  return mostlyOnes(sure, notOnes) && (looks[1][2] + looks[3][2]) / 2 > none + 0.15;
 }
 
 // Confident reads of which at most this share are other digits than 1s are "mostly 1s".
 const MOSTLY_ONES = TUNING["page"]["MOSTLY_ONES"];
 
-// Whether the page's confident reads (at least 4) are mostly 1s, as print on its side reads (see
-// page.mostly_ones).
-export function mostlyOnes(reads, recognizer) {
-  const digits = recognizer.labels.map((label) => /^[0-9]+$/.test(label));
-  const one = recognizer.labels.indexOf("1");
-  let sure = 0, notOnes = 0;
-  for (const r of reads) {
-    let best = -Infinity, at = -1;
-    for (let j = 0; j < digits.length; j++) if (digits[j] && r.probs[j] > best) [best, at] = [r.probs[j], j];
-    if (best > 0.9) {
-      sure++;
-      if (at !== one) notOnes++;
-    }
-  }
+// Whether confident reads (sureReads: at least 4 of them) are mostly 1s, as print on its side
+// reads (see page.mostly_ones).
+export function mostlyOnes(sure, notOnes) {
   return sure >= 4 && notOnes <= MOSTLY_ONES * sure;
 }
 
